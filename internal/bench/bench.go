@@ -1,0 +1,331 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Options describe one load run.
+type Options struct {
+	// Addr is host:port of the server.
+	Addr string `json:"addr"`
+	// Conns is the number of concurrent connections.
+	Conns int `json:"conns"`
+	// GetRatio is the fraction of requests that are gets (0..1).
+	GetRatio float64 `json:"get_ratio"`
+	// ValueSize is the size of every value set, in bytes.
+	ValueSize int `json:"value_size"`
+	// Keys is the size of the key space.
+	Keys int `json:"keys"`
+	// Duration is how long to send load.
+	Duration time.Duration `json:"duration"`
+	// Preload sets every key once before the run, so gets hit.
+	Preload bool `json:"preload"`
+	// KeyPrefix namespaces the generated keys.
+	KeyPrefix string `json:"key_prefix"`
+}
+
+// DefaultOptions is the issue's reference load: 90% gets, 100-byte values,
+// 32 connections.
+func DefaultOptions() Options {
+	return Options{Conns: 32, GetRatio: 0.9, ValueSize: 100, Keys: 100000, Duration: 10 * time.Second, Preload: true, KeyPrefix: "bench:"}
+}
+
+// Validate names the first bad field.
+func (o *Options) Validate() error {
+	switch {
+	case o.Addr == "":
+		return errors.New("bench: addr is empty")
+	case o.Conns < 1 || o.Conns > 10000:
+		return fmt.Errorf("bench: conns %d outside 1..10000", o.Conns)
+	case o.GetRatio < 0 || o.GetRatio > 1:
+		return fmt.Errorf("bench: get ratio %g outside 0..1", o.GetRatio)
+	case o.ValueSize < 0 || o.ValueSize > 1<<20:
+		return fmt.Errorf("bench: value size %d outside 0..1048576", o.ValueSize)
+	case o.Keys < 1:
+		return fmt.Errorf("bench: keys %d must be at least 1", o.Keys)
+	case o.Duration <= 0:
+		return fmt.Errorf("bench: duration %s must be positive", o.Duration)
+	}
+	return nil
+}
+
+// Result is what one run measured.
+type Result struct {
+	Ops       int64         `json:"ops"`
+	Gets      int64         `json:"gets"`
+	Hits      int64         `json:"hits"`
+	Sets      int64         `json:"sets"`
+	Errors    int64         `json:"errors"`
+	Elapsed   time.Duration `json:"elapsed_ns"`
+	OpsPerSec float64       `json:"ops_per_sec"`
+	P50       time.Duration `json:"p50_ns"`
+	P99       time.Duration `json:"p99_ns"`
+	P999      time.Duration `json:"p999_ns"`
+	Max       time.Duration `json:"max_ns"`
+}
+
+func newHist() *hdrhistogram.Histogram {
+	return hdrhistogram.New(1, int64(60*time.Second/time.Microsecond), 3)
+}
+
+// Run sends load as o describes and returns the measurements. progress, if
+// not nil, is called about once a second with the ops completed so far.
+func Run(ctx context.Context, o Options, progress func(ops int64, elapsed time.Duration)) (Result, error) {
+	if err := o.Validate(); err != nil {
+		return Result{}, err
+	}
+	if o.Preload {
+		if err := preload(ctx, o); err != nil {
+			return Result{}, fmt.Errorf("bench: preload: %w", err)
+		}
+	}
+	conns := make([]*worker, o.Conns)
+	for i := range conns {
+		w, err := newWorker(o, i)
+		if err != nil {
+			for _, c := range conns[:i] {
+				c.close()
+			}
+			return Result{}, fmt.Errorf("bench: connect %s: %w", o.Addr, err)
+		}
+		conns[i] = w
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Duration)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, w := range conns {
+		wg.Go(func() { w.loop(ctx) })
+	}
+	if progress != nil {
+		go reportProgress(ctx, conns, start, progress)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	res := Result{Elapsed: elapsed}
+	h := newHist()
+	for _, w := range conns {
+		w.close()
+		h.Merge(w.hist)
+		res.Gets += w.gets
+		res.Hits += w.hits
+		res.Sets += w.sets
+		res.Errors += w.errors
+	}
+	res.Ops = res.Gets + res.Sets
+	res.OpsPerSec = float64(res.Ops) / elapsed.Seconds()
+	us := func(v int64) time.Duration { return time.Duration(v) * time.Microsecond }
+	res.P50, res.P99, res.P999 = us(h.ValueAtQuantile(50)), us(h.ValueAtQuantile(99)), us(h.ValueAtQuantile(99.9))
+	res.Max = us(h.Max())
+	if res.Ops == 0 {
+		return res, errors.New("bench: no request completed")
+	}
+	return res, nil
+}
+
+func reportProgress(ctx context.Context, ws []*worker, start time.Time, progress func(int64, time.Duration)) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			var ops int64
+			for _, w := range ws {
+				ops += w.done.Load()
+			}
+			progress(ops, time.Since(start))
+		}
+	}
+}
+
+// preload sets every key once, spread over the connections.
+func preload(ctx context.Context, o Options) error {
+	n := min(o.Conns, 16)
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			w, err := newWorker(o, i)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer w.close()
+			for k := i; k < o.Keys; k += n {
+				if ctx.Err() != nil {
+					errs <- ctx.Err()
+					return
+				}
+				if err := w.set(k); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	var first error
+	for range n {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// worker drives one connection with the lean request path: no allocation per
+// request, so the generator disturbs the measurement as little as it can.
+type worker struct {
+	o     Options
+	nc    net.Conn
+	r     *bufio.Reader
+	w     *bufio.Writer
+	rng   *rand.Rand
+	value []byte
+	buf   []byte
+	hist  *hdrhistogram.Histogram
+
+	gets, hits, sets, errors int64
+	done                     atomicCounter
+}
+
+func newWorker(o Options, i int) (*worker, error) {
+	nc, err := net.DialTimeout("tcp", o.Addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	value := make([]byte, o.ValueSize)
+	for j := range value {
+		value[j] = 'a' + byte(j%26)
+	}
+	return &worker{
+		o: o, nc: nc, r: bufio.NewReaderSize(nc, 64<<10), w: bufio.NewWriterSize(nc, 64<<10),
+		rng: rand.New(rand.NewPCG(uint64(i)+1, uint64(time.Now().UnixNano()))), value: value,
+		buf: make([]byte, 0, 512), hist: newHist(),
+	}, nil
+}
+
+func (w *worker) close() { w.nc.Close() }
+
+func (w *worker) loop(ctx context.Context) {
+	for ctx.Err() == nil {
+		k := w.rng.IntN(w.o.Keys)
+		isGet := w.rng.Float64() < w.o.GetRatio
+		t0 := time.Now()
+		var err error
+		if isGet {
+			err = w.get(k)
+			w.gets++
+		} else {
+			err = w.set(k)
+			w.sets++
+		}
+		if err != nil {
+			w.errors++
+			if ctx.Err() != nil {
+				return
+			}
+			// A broken connection cannot recover its framing; stop.
+			if errors.Is(err, io.EOF) || isNetErr(err) {
+				return
+			}
+			continue
+		}
+		w.hist.RecordValue(max(1, int64(time.Since(t0)/time.Microsecond)))
+		w.done.Add(1)
+	}
+}
+
+func isNetErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne)
+}
+
+func (w *worker) key(b []byte, k int) []byte {
+	b = append(b, w.o.KeyPrefix...)
+	return strconv.AppendInt(b, int64(k), 10)
+}
+
+func (w *worker) get(k int) error {
+	b := append(w.buf[:0], "get "...)
+	b = w.key(b, k)
+	b = append(b, '\r', '\n')
+	w.buf = b
+	w.w.Write(b)
+	if err := w.w.Flush(); err != nil {
+		return err
+	}
+	for {
+		line, err := w.r.ReadSlice('\n')
+		if err != nil {
+			return err
+		}
+		if len(line) >= 5 && string(line[:5]) == "END\r\n" {
+			return nil
+		}
+		if len(line) < 6 || string(line[:6]) != "VALUE " {
+			return fmt.Errorf("bench: unexpected reply %q", line)
+		}
+		n, err := valueLen(line)
+		if err != nil {
+			return err
+		}
+		if _, err := w.r.Discard(n + 2); err != nil {
+			return err
+		}
+		w.hits++
+	}
+}
+
+// valueLen reads the byte count, the 4th word of a VALUE line.
+func valueLen(line []byte) (int, error) {
+	field, start := 0, 0
+	for i := 0; i <= len(line); i++ {
+		if i == len(line) || line[i] == ' ' || line[i] == '\r' {
+			if field == 3 {
+				return strconv.Atoi(string(line[start:i]))
+			}
+			field++
+			start = i + 1
+			if i < len(line) && line[i] == '\r' {
+				break
+			}
+		}
+	}
+	return 0, fmt.Errorf("bench: bad VALUE line %q", line)
+}
+
+func (w *worker) set(k int) error {
+	b := append(w.buf[:0], "set "...)
+	b = w.key(b, k)
+	b = append(b, " 0 0 "...)
+	b = strconv.AppendInt(b, int64(len(w.value)), 10)
+	b = append(b, '\r', '\n')
+	w.buf = b
+	w.w.Write(b)
+	w.w.Write(w.value)
+	w.w.WriteString("\r\n")
+	if err := w.w.Flush(); err != nil {
+		return err
+	}
+	line, err := w.r.ReadSlice('\n')
+	if err != nil {
+		return err
+	}
+	if string(line) != "STORED\r\n" {
+		return fmt.Errorf("bench: set answered %q", line)
+	}
+	return nil
+}

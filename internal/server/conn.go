@@ -1,0 +1,157 @@
+package server
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"github.com/sonae-kv/sonae/internal/kv"
+	"github.com/sonae-kv/sonae/internal/protocol"
+)
+
+const readBufferSize = 16 << 10
+
+// conn is one client connection. Its goroutine owns every field except
+// stats (read by `stats` from other connections) and nc (closed by Shutdown).
+type conn struct {
+	srv    *Server
+	nc     net.Conn
+	id     uint64
+	parser *protocol.Parser
+	w      *bufio.Writer
+	stats  counters
+
+	// namespace is the connection's default namespace (ROMA defhash).
+	namespace string
+	// trusted is true for loopback clients and after a good `auth`.
+	trusted bool
+	// quit is set by the quit command: flush, then close.
+	quit bool
+	// scratch is reused to format numbers and reply lines.
+	scratch []byte
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	c := &conn{
+		srv:       s,
+		nc:        nc,
+		id:        s.connSeq.Add(1),
+		parser:    protocol.NewParser(s.cfg.MaxLineLength, s.cfg.MaxItemSize, s.budget),
+		w:         bufio.NewWriterSize(nc, 16<<10),
+		namespace: kv.DefaultNamespace,
+		scratch:   make([]byte, 0, 64),
+	}
+	c.trusted = isLoopback(nc.RemoteAddr())
+	return c
+}
+
+func isLoopback(a net.Addr) bool {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		return a.IP.IsLoopback()
+	case *net.UnixAddr:
+		return true
+	}
+	return false
+}
+
+// closeRead makes the read loop stop after the input it already has.
+func (c *conn) closeRead() {
+	if tc, ok := c.nc.(*net.TCPConn); ok {
+		tc.CloseRead()
+		return
+	}
+	c.nc.SetReadDeadline(time.Unix(1, 0))
+}
+
+// serve is the connection loop: read, parse every complete request in the
+// input, reply, flush when the input is used up (so pipelined requests get
+// one write), repeat.
+func (c *conn) serve() {
+	defer c.parser.Close()
+	defer c.nc.Close()
+	buf := make([]byte, readBufferSize)
+	idle := time.Duration(c.srv.cfg.IdleTimeout)
+	for {
+		if idle > 0 {
+			c.nc.SetReadDeadline(c.srv.clk.Now().Add(idle))
+		}
+		n, err := c.nc.Read(buf)
+		if n > 0 {
+			c.stats.bytesRead.Add(int64(n))
+			if !c.process(buf[:n]) {
+				c.flush()
+				return
+			}
+			if !c.flush() {
+				return
+			}
+		}
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && idle > 0 {
+				c.srv.log.Debug("closing idle connection", "conn", c.id, "remote", c.nc.RemoteAddr().String())
+			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				c.srv.log.Debug("connection read failed", "conn", c.id, "error", err)
+			}
+			return
+		}
+	}
+}
+
+// process handles every request completed by in. It returns false when the
+// connection must close.
+func (c *conn) process(in []byte) bool {
+	for len(in) > 0 {
+		n, req := c.parser.Next(in)
+		in = in[n:]
+		if req == nil {
+			return true
+		}
+		switch req.Kind {
+		case protocol.KindFatal:
+			c.stats.protocolErrors.Add(1)
+			c.line(req.Reply)
+			return false
+		case protocol.KindError:
+			c.stats.protocolErrors.Add(1)
+			c.storageRefused(req)
+			if !req.Noreply {
+				c.line(req.Reply)
+			}
+		default:
+			c.dispatch(req)
+			if c.quit {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// flush writes buffered replies; false means the peer is gone.
+func (c *conn) flush() bool {
+	if c.w.Buffered() == 0 {
+		return true
+	}
+	c.stats.bytesWritten.Add(int64(c.w.Buffered()))
+	if err := c.w.Flush(); err != nil {
+		return false
+	}
+	return true
+}
+
+// line writes s followed by CRLF.
+func (c *conn) line(s string) {
+	c.w.WriteString(s)
+	c.w.WriteString("\r\n")
+}
+
+// reply writes s unless the request asked for noreply.
+func (c *conn) reply(req *protocol.Request, s string) {
+	if !req.Noreply {
+		c.line(s)
+	}
+}

@@ -1,0 +1,188 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sonae-kv/sonae/internal/clock"
+	"github.com/sonae-kv/sonae/internal/config"
+	"github.com/sonae-kv/sonae/internal/kv"
+)
+
+// Version is sonae's release. The version command answers
+// "VERSION <ProtocolLevel>-sonae-<Version>", so clients that parse the leading
+// major.minor.patch see the memcached protocol level sonae implements.
+const (
+	Version       = "0.1.0"
+	ProtocolLevel = "1.6.18"
+)
+
+// Sentinel errors of the server package.
+var (
+	// ErrServerClosed is returned by Serve after Shutdown.
+	ErrServerClosed = errors.New("server: closed")
+)
+
+// Server serves one node's client port.
+type Server struct {
+	cfg     config.Config
+	store   *kv.Store
+	clk     clock.Clock
+	log     *slog.Logger
+	budget  *byteBudget
+	started time.Time
+	pid     int
+
+	connSeq      atomic.Uint64
+	currConns    atomic.Int64
+	totalConns   atomic.Int64
+	rejectedConn atomic.Int64
+
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	closed   counters // totals of connections that have ended
+	lns      []net.Listener
+	shutdown bool
+	wg       sync.WaitGroup
+}
+
+// New returns a server for store. It does not listen until Serve.
+func New(cfg config.Config, store *kv.Store, clk clock.Clock, log *slog.Logger) *Server {
+	wait := time.Duration(cfg.IdleTimeout)
+	if wait <= 0 || wait > 30*time.Second {
+		wait = 30 * time.Second
+	}
+	return &Server{
+		cfg: cfg, store: store, clk: clk, log: log,
+		budget:  newByteBudget(int(cfg.MaxPendingValueBytes), wait),
+		started: clk.Now(),
+		pid:     os.Getpid(),
+		conns:   map[*conn]struct{}{},
+	}
+}
+
+// Serve accepts connections on ln until Shutdown. Temporary accept errors
+// back off from 5 ms up to 1 s, as net/http does.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.lns = append(s.lns, ln)
+	s.mu.Unlock()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			down := s.shutdown
+			s.mu.Unlock()
+			if down {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscallEMFILE) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; backing off", "error", err, "backoff", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("server: accept: %w", err)
+		}
+		backoff = 0
+		s.accept(nc)
+	}
+}
+
+func (s *Server) accept(nc net.Conn) {
+	if s.currConns.Load() >= int64(s.cfg.MaxConnections) {
+		s.rejectedConn.Add(1)
+		// memcached answers this way when it is over maxconns.
+		nc.SetWriteDeadline(s.clk.Now().Add(time.Second))
+		nc.Write([]byte("SERVER_ERROR Too many open connections\r\n"))
+		nc.Close()
+		return
+	}
+	c := newConn(s, nc)
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.currConns.Add(1)
+	s.totalConns.Add(1)
+	go func() {
+		defer s.wg.Done()
+		c.serve()
+		s.mu.Lock()
+		delete(s.conns, c)
+		c.stats.addTo(&s.closed)
+		s.mu.Unlock()
+		s.currConns.Add(-1)
+	}()
+}
+
+// Shutdown stops accepting, lets every connection finish the requests it has
+// already read, then closes them. It waits until they are gone or ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutdown = true
+	for _, ln := range s.lns {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.closeRead()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// sumCounters adds up the counters of every connection, live or ended.
+func (s *Server) sumCounters() *counters {
+	var total counters
+	s.mu.Lock()
+	s.closed.addTo(&total)
+	for c := range s.conns {
+		c.stats.addTo(&total)
+	}
+	s.mu.Unlock()
+	return &total
+}
+
+// resetCounters implements `stats reset`.
+func (s *Server) resetCounters() {
+	s.mu.Lock()
+	s.closed.reset()
+	for c := range s.conns {
+		c.stats.reset()
+	}
+	s.mu.Unlock()
+	s.totalConns.Store(0)
+	s.rejectedConn.Store(0)
+}
