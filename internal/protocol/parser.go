@@ -125,6 +125,7 @@ type Parser struct {
 	remaining int    // data or swallow bytes still to come (data includes CRLF)
 	data      []byte // data block being assembled across inputs
 	reserved  int    // bytes of budget held for data
+	handed    bool   // the last call returned a request that may hold data
 	req       Request
 	tokens    [][]byte
 }
@@ -169,8 +170,10 @@ func (p *Parser) Pending() bool {
 // consumed and the request, or nil once in is used up without completing a
 // request. Call it again with the rest of in until it returns nil.
 func (p *Parser) Next(in []byte) (int, *Request) {
-	if p.reserved > 0 || len(p.data) > 0 {
-		p.releaseData() // the previous request has been handled
+	if p.handed {
+		// The previous call returned a request; it has been handled now.
+		p.handed = false
+		p.releaseData()
 	}
 	consumed := 0
 	for {
@@ -185,7 +188,7 @@ func (p *Parser) Next(in []byte) (int, *Request) {
 			p.state = stateLine
 		case stateData:
 			n := min(p.remaining, len(in)-consumed)
-			if p.data == nil && n == p.remaining && len(p.line) == 0 {
+			if len(p.data) == 0 && n == p.remaining {
 				// The whole block is in this input: no copy.
 				p.req.Data = in[consumed : consumed+n]
 			} else {
@@ -211,6 +214,7 @@ func (p *Parser) Next(in []byte) (int, *Request) {
 				return consumed, r
 			}
 			p.req.Data = block[:len(block)-2]
+			p.handed = true
 			return consumed, &p.req
 		case stateLine:
 			if consumed == len(in) {
@@ -239,6 +243,7 @@ func (p *Parser) Next(in []byte) (int, *Request) {
 				return consumed, p.errorRequest(KindFatal, ReplyLineTooLong)
 			}
 			line = bytes.TrimSuffix(line, []byte("\r"))
+			fromInput := len(p.line) == 0
 			r := p.parseLine(line)
 			// p.line's bytes stay valid: the request refers to them, and
 			// they are only overwritten by the next Next call.
@@ -246,9 +251,29 @@ func (p *Parser) Next(in []byte) (int, *Request) {
 			if r != nil {
 				return consumed, r
 			}
-			// parseLine switched to stateData or stateSwallow.
+			// parseLine switched to stateData or stateSwallow. If the
+			// block does not follow in this input, the line must outlive
+			// the caller's buffer, which is reused for the next read.
+			if p.state == stateData && fromInput && len(in)-consumed < p.remaining {
+				p.keepLine(line)
+			}
 		}
 	}
+}
+
+// keepLine copies the pending request's command line into p.line and points
+// its tokens and key at the copy.
+func (p *Parser) keepLine(line []byte) {
+	p.line = append(p.line[:0], line...)
+	for i, t := range p.req.Tokens {
+		off := cap(line) - cap(t) // t is a sub-slice of line
+		p.req.Tokens[i] = p.line[off : off+len(t)]
+	}
+	p.req.Key = p.req.Tokens[1]
+	// Empty again: p.line only carries a partial line. The copy stays
+	// intact in the backing array until the next line is read, which is
+	// after this request has been returned and handled.
+	p.line = p.line[:0]
 }
 
 func (p *Parser) errorRequest(k Kind, reply string) *Request {
