@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/sonae-kv/sonae/internal/storage"
@@ -25,6 +26,7 @@ func (s *Store) loadNamespaces() error {
 			return fmt.Errorf("kv: decoding namespaces: %w", err)
 		}
 	}
+	m := map[string]*nsState{}
 	for _, n := range names {
 		st := &nsState{}
 		if fb, err := s.eng.GetMeta(metaFlush(n)); err == nil {
@@ -36,24 +38,23 @@ func (s *Store) loadNamespaces() error {
 		} else if !errors.Is(err, storage.ErrNotFound) {
 			return fmt.Errorf("kv: reading flush horizon of %q: %w", n, err)
 		}
-		s.namespaces[n] = st
+		m[n] = st
 	}
-	if _, ok := s.namespaces[DefaultNamespace]; !ok {
-		s.namespaces[DefaultNamespace] = &nsState{}
+	if _, ok := m[DefaultNamespace]; !ok {
+		m[DefaultNamespace] = &nsState{}
 	}
+	s.namespaces.Store(&m)
 	return nil
 }
 
-// saveNamespaces persists the list. Callers hold nsMu for writing.
-func (s *Store) saveNamespaces() error {
-	b, _ := json.Marshal(s.namespaceNamesLocked())
-	return s.eng.PutMeta(metaNamespaces, b)
+// saveNamespaces persists the names of m. Callers hold nsMu.
+func saveNamespaces(eng storage.Engine, m map[string]*nsState) error {
+	b, _ := json.Marshal(sortedNames(m))
+	return eng.PutMeta(metaNamespaces, b)
 }
 
 func (s *Store) namespace(name string) (*nsState, error) {
-	s.nsMu.RLock()
-	ns := s.namespaces[name]
-	s.nsMu.RUnlock()
+	ns := (*s.namespaces.Load())[name]
 	if ns == nil {
 		return nil, fmt.Errorf("%w: %s", ErrNoNamespace, name)
 	}
@@ -67,19 +68,20 @@ func (s *Store) HasNamespace(name string) bool {
 }
 
 // Namespaces lists the namespaces in name order.
-func (s *Store) Namespaces() []string {
-	s.nsMu.RLock()
-	defer s.nsMu.RUnlock()
-	return s.namespaceNamesLocked()
-}
+func (s *Store) Namespaces() []string { return sortedNames(*s.namespaces.Load()) }
 
-func (s *Store) namespaceNamesLocked() []string {
-	names := make([]string, 0, len(s.namespaces))
-	for n := range s.namespaces {
+func sortedNames(m map[string]*nsState) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
 		names = append(names, n)
 	}
 	slices.Sort(names)
 	return names
+}
+
+// namespacesCopy returns a copy of the namespace map to change and publish.
+func (s *Store) namespacesCopy() map[string]*nsState {
+	return maps.Clone(*s.namespaces.Load())
 }
 
 // CreateNamespace adds an empty namespace.
@@ -89,14 +91,15 @@ func (s *Store) CreateNamespace(name string) error {
 	}
 	s.nsMu.Lock()
 	defer s.nsMu.Unlock()
-	if _, ok := s.namespaces[name]; ok {
+	m := s.namespacesCopy()
+	if _, ok := m[name]; ok {
 		return fmt.Errorf("%w: %s", ErrNamespaceExists, name)
 	}
-	s.namespaces[name] = &nsState{}
-	if err := s.saveNamespaces(); err != nil {
-		delete(s.namespaces, name)
+	m[name] = &nsState{}
+	if err := saveNamespaces(s.eng, m); err != nil {
 		return err
 	}
+	s.namespaces.Store(&m)
 	return nil
 }
 
@@ -107,15 +110,17 @@ func (s *Store) DeleteNamespace(name string) error {
 	}
 	s.nsMu.Lock()
 	defer s.nsMu.Unlock()
-	if _, ok := s.namespaces[name]; !ok {
+	m := s.namespacesCopy()
+	if _, ok := m[name]; !ok {
 		return fmt.Errorf("%w: %s", ErrNoNamespace, name)
 	}
 	// Hide it first so that no command races with the drop; then take every
 	// vnode lock so the byte counters stay exact.
-	delete(s.namespaces, name)
-	if err := s.saveNamespaces(); err != nil {
+	delete(m, name)
+	if err := saveNamespaces(s.eng, m); err != nil {
 		return err
 	}
+	s.namespaces.Store(&m)
 	for i := range s.locks {
 		s.locks[i].Lock()
 	}

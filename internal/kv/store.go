@@ -115,8 +115,11 @@ type Store struct {
 
 	writes, deletes, reclaimed, flushes atomic.Int64
 
-	nsMu       sync.RWMutex
-	namespaces map[string]*nsState
+	// nsMu serialises namespace changes; readers use the copy-on-write
+	// snapshot in namespaces and never lock, so the hot path does not bounce
+	// a shared lock word between cores.
+	nsMu       sync.Mutex
+	namespaces atomic.Pointer[map[string]*nsState]
 }
 
 // nsState is per-namespace metadata.
@@ -137,8 +140,7 @@ func Open(eng storage.Engine, clk clock.Clock, opts Options, log *slog.Logger) (
 	s := &Store{
 		eng: eng, clk: clk, opts: opts, log: log,
 		hlc:        NewHLC(clk, u.MaxVersion),
-		locks:      make([]sync.Mutex, routing.VnodeCount(opts.DivBits)),
-		namespaces: map[string]*nsState{},
+		locks: make([]sync.Mutex, routing.VnodeCount(opts.DivBits)),
 	}
 	s.items.Store(u.Items)
 	s.bytes.Store(u.Bytes)

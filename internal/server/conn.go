@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/sonae-kv/sonae/internal/kv"
@@ -32,6 +33,10 @@ type conn struct {
 	quit bool
 	// scratch is reused to format numbers and reply lines.
 	scratch []byte
+	// lastRead is when input last arrived (unix nanoseconds), for the idle
+	// sweeper; a shared sweeper is cheaper than re-arming a read deadline on
+	// every read.
+	lastRead atomic.Int64
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -45,6 +50,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		scratch:   make([]byte, 0, 64),
 	}
 	c.trusted = isLoopback(nc.RemoteAddr())
+	c.lastRead.Store(s.clk.Now().UnixNano())
 	return c
 }
 
@@ -74,13 +80,10 @@ func (c *conn) serve() {
 	defer c.parser.Close()
 	defer c.nc.Close()
 	buf := make([]byte, readBufferSize)
-	idle := time.Duration(c.srv.cfg.IdleTimeout)
 	for {
-		if idle > 0 {
-			c.nc.SetReadDeadline(c.srv.clk.Now().Add(idle))
-		}
 		n, err := c.nc.Read(buf)
 		if n > 0 {
+			c.lastRead.Store(c.srv.clk.Now().UnixNano())
 			c.stats.bytesRead.Add(int64(n))
 			if !c.process(buf[:n]) {
 				c.flush()
@@ -91,9 +94,7 @@ func (c *conn) serve() {
 			}
 		}
 		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) && idle > 0 {
-				c.srv.log.Debug("closing idle connection", "conn", c.id, "remote", c.nc.RemoteAddr().String())
-			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, os.ErrDeadlineExceeded) {
 				c.srv.log.Debug("connection read failed", "conn", c.id, "error", err)
 			}
 			return

@@ -51,6 +51,9 @@ type Server struct {
 	lns      []net.Listener
 	shutdown bool
 	wg       sync.WaitGroup
+
+	sweepOnce sync.Once
+	stopSweep chan struct{}
 }
 
 // New returns a server for store. It does not listen until Serve.
@@ -64,7 +67,37 @@ func New(cfg config.Config, store *kv.Store, clk clock.Clock, log *slog.Logger) 
 		budget:  newByteBudget(int(cfg.MaxPendingValueBytes), wait),
 		started: clk.Now(),
 		pid:     os.Getpid(),
-		conns:   map[*conn]struct{}{},
+		conns:     map[*conn]struct{}{},
+		stopSweep: make(chan struct{}),
+	}
+}
+
+// sweepIdle closes connections that have sent nothing for IdleTimeout,
+// including ones stalled in the middle of a command. It checks four times per
+// timeout (at most once a second), so a connection lives at most 1.25x the
+// timeout.
+func (s *Server) sweepIdle() {
+	idle := time.Duration(s.cfg.IdleTimeout)
+	if idle <= 0 {
+		return
+	}
+	t := time.NewTicker(min(idle/4, time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopSweep:
+			return
+		case <-t.C:
+		}
+		cutoff := s.clk.Now().Add(-idle).UnixNano()
+		s.mu.Lock()
+		for c := range s.conns {
+			if c.lastRead.Load() < cutoff {
+				s.log.Debug("closing idle connection", "conn", c.id, "remote", c.nc.RemoteAddr().String())
+				c.nc.Close()
+			}
+		}
+		s.mu.Unlock()
 	}
 }
 
@@ -78,6 +111,13 @@ func (s *Server) Serve(ln net.Listener) error {
 		return ErrServerClosed
 	}
 	s.lns = append(s.lns, ln)
+	s.sweepOnce.Do(func() {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.sweepIdle()
+		}()
+	})
 	s.mu.Unlock()
 	var backoff time.Duration
 	for {
@@ -139,6 +179,9 @@ func (s *Server) accept(nc net.Conn) {
 // already read, then closes them. It waits until they are gone or ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	if !s.shutdown {
+		close(s.stopSweep)
+	}
 	s.shutdown = true
 	for _, ln := range s.lns {
 		ln.Close()
@@ -186,3 +229,9 @@ func (s *Server) resetCounters() {
 	s.totalConns.Store(0)
 	s.rejectedConn.Store(0)
 }
+
+// CurrentConnections is the number of open client connections.
+func (s *Server) CurrentConnections() int64 { return s.currConns.Load() }
+
+// PendingValueBytes is the memory held by value blocks being received.
+func (s *Server) PendingValueBytes() int { return s.budget.Used() }
