@@ -23,8 +23,6 @@ var (
 	ErrDefaultNamespace = errors.New("kv: the default namespace cannot be deleted")
 	// ErrNonNumeric means incr/decr found a value that is not a number.
 	ErrNonNumeric = errors.New("kv: non-numeric value")
-	// ErrTooLarge means a value (after append/prepend) exceeds the item limit.
-	ErrTooLarge = errors.New("kv: value too large")
 )
 
 // DefaultNamespace always exists.
@@ -58,8 +56,12 @@ type Item struct {
 type Options struct {
 	// DivBits fixes the vnode count at 2^DivBits.
 	DivBits uint
-	// MaxItemSize bounds values, including ones grown by append/prepend.
+	// MaxItemSize bounds items, including ones grown by append/prepend.
 	MaxItemSize int
+	// ItemFits decides whether an item of this shape is within MaxItemSize;
+	// the server passes memcached's accounting (header, key, flags). Nil
+	// compares the value length alone.
+	ItemFits func(keyLen int, flags uint32, valueLen int) bool
 	// Origin is this cluster's id, stamped on every version.
 	Origin uint32
 	// RetainEntries keeps at most this many change-log entries per vnode.
@@ -98,6 +100,9 @@ func (o *Options) Validate() error {
 // Counters are cumulative totals since start.
 type Counters struct {
 	Writes, Deletes, Reclaimed, Flushes int64
+	// GetExpired and GetFlushed count reads that found an item hidden by
+	// its exptime or by flush_all (memcached's get_expired, get_flushed).
+	GetExpired, GetFlushed int64
 }
 
 // Store applies memcached semantics to an Engine. It is safe for concurrent use.
@@ -114,6 +119,7 @@ type Store struct {
 	bytes atomic.Int64
 
 	writes, deletes, reclaimed, flushes atomic.Int64
+	getExpired, getFlushed              atomic.Int64
 
 	// nsMu serialises namespace changes; readers use the copy-on-write
 	// snapshot in namespaces and never lock, so the hot path does not bounce
@@ -167,6 +173,7 @@ func (s *Store) Counters() Counters {
 	return Counters{
 		Writes: s.writes.Load(), Deletes: s.deletes.Load(),
 		Reclaimed: s.reclaimed.Load(), Flushes: s.flushes.Load(),
+		GetExpired: s.getExpired.Load(), GetFlushed: s.getFlushed.Load(),
 	}
 }
 
@@ -191,25 +198,12 @@ func expired(exptime int64, now time.Time) bool {
 
 // visible reports whether r can be returned to a client.
 func (s *Store) visible(ns *nsState, r *storage.Record, now time.Time) bool {
-	if expired(r.Exptime, now) {
-		return false
-	}
-	if f := ns.flush.Load(); f != nil && f.hides(r.Version.Time, now) {
-		return false
-	}
-	return true
+	return !expired(r.Exptime, now) && !s.flushed(ns, r, now)
 }
 
-// getLive reads ns/key and reports whether a visible record exists.
-func (s *Store) getLive(ns *nsState, name string, vn uint16, key []byte, now time.Time) (storage.Record, bool, error) {
-	r, err := s.eng.Get(vn, name, key)
-	if errors.Is(err, storage.ErrNotFound) {
-		return storage.Record{}, false, nil
-	}
-	if err != nil {
-		return storage.Record{}, false, err
-	}
-	return r, s.visible(ns, &r, now), nil
+func (s *Store) flushed(ns *nsState, r *storage.Record, now time.Time) bool {
+	f := ns.flush.Load()
+	return f != nil && f.hides(r.Version.Time, now)
 }
 
 // Get returns the visible item under ns/key.
@@ -218,9 +212,21 @@ func (s *Store) Get(name string, key []byte) (Item, bool, error) {
 	if err != nil {
 		return Item{}, false, err
 	}
-	r, ok, err := s.getLive(ns, name, s.Vnode(key), key, s.clk.Now())
-	if !ok || err != nil {
+	now := s.clk.Now()
+	r, err := s.eng.Get(s.Vnode(key), name, key)
+	if errors.Is(err, storage.ErrNotFound) {
+		return Item{}, false, nil
+	}
+	if err != nil {
 		return Item{}, false, err
+	}
+	switch {
+	case expired(r.Exptime, now):
+		s.getExpired.Add(1)
+		return Item{}, false, nil
+	case s.flushed(ns, &r, now):
+		s.getFlushed.Add(1)
+		return Item{}, false, nil
 	}
 	return itemOf(&r), true, nil
 }
@@ -259,6 +265,13 @@ func (s *Store) remove(vn uint16, name string, key []byte, old *storage.Record) 
 	s.items.Add(-1)
 	s.bytes.Add(-int64(len(key) + len(old.Value)))
 	return nil
+}
+
+func (s *Store) fits(keyLen int, flags uint32, valueLen int) bool {
+	if s.opts.ItemFits != nil {
+		return s.opts.ItemFits(keyLen, flags, valueLen)
+	}
+	return valueLen <= s.opts.MaxItemSize
 }
 
 func (s *Store) version() storage.Version {
@@ -352,9 +365,11 @@ func (s *Store) Store(req StoreRequest) (Result, error) {
 		}
 		switch req.Op {
 		case OpAppend, OpPrepend:
-			// memcached keeps the old flags and exptime on append/prepend.
-			if len(old.Value)+len(req.Value) > s.opts.MaxItemSize {
-				return ErrTooLarge
+			// memcached keeps the old flags and exptime on append/prepend,
+			// and answers NOT_STORED when the joined item is too large.
+			if !s.fits(len(req.Key), old.Flags, len(old.Value)+len(req.Value)) {
+				res = NotStored
+				return nil
 			}
 			joined := make([]byte, 0, len(old.Value)+len(req.Value))
 			if req.Op == OpAppend {

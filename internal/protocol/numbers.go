@@ -65,23 +65,20 @@ func ParseUint32(b []byte) (uint32, bool) {
 	return uint32(v), ok
 }
 
-// ParseInt32 is memcached's safe_strtol: strtol, refused beyond int32.
+// ParseInt32 is memcached's safe_strtol: a 64-bit strtol (refused only on
+// overflow of 64 bits) whose result is truncated to int32, so 4294967296
+// reads as 0 and 4000000000 as a negative number, as memcached 1.6 does.
 func ParseInt32(b []byte) (int32, bool) {
 	v, neg, overflow, n := strtou64(b)
-	if !endOK(b, n) {
+	if !endOK(b, n) || overflow {
 		return 0, false
 	}
-	// strtol range check on a 64-bit long.
 	if neg {
-		if overflow || -v > 1<<63 {
+		if -v > 1<<63 {
 			return 0, false
 		}
-	} else if overflow || v > 1<<63-1 {
+	} else if v > 1<<63-1 {
 		return 0, false
 	}
-	l := int64(v)
-	if l > 1<<31-1 || l < -(1<<31) {
-		return 0, false
-	}
-	return int32(l), true
+	return int32(int64(v)), true
 }

@@ -117,7 +117,7 @@ const (
 // concurrent use.
 type Parser struct {
 	maxLine  int
-	maxValue int
+	maxItem  int
 	budget   Budget
 
 	state     state
@@ -130,10 +130,10 @@ type Parser struct {
 	tokens    [][]byte
 }
 
-// NewParser returns a parser for lines up to maxLine bytes and values up to
-// maxValue bytes. budget may be nil.
-func NewParser(maxLine, maxValue int, budget Budget) *Parser {
-	return &Parser{maxLine: maxLine, maxValue: maxValue, budget: budget}
+// NewParser returns a parser for lines up to maxLine bytes and items up to
+// maxItem bytes, as ItemFits counts them. budget may be nil.
+func NewParser(maxLine, maxItem int, budget Budget) *Parser {
+	return &Parser{maxLine: maxLine, maxItem: maxItem, budget: budget}
 }
 
 // Reset drops any partial input and releases held memory, as for a fresh
@@ -209,8 +209,10 @@ func (p *Parser) Next(in []byte) (int, *Request) {
 				block = p.data
 			}
 			if !bytes.HasSuffix(block, []byte("\r\n")) {
+				noreply := p.req.Noreply
 				r := p.errorRequest(KindError, ReplyBadDataChunk)
-				r.Noreply = p.req.Noreply
+				r.Noreply = noreply
+				p.handed = true
 				return consumed, r
 			}
 			p.req.Data = block[:len(block)-2]
@@ -223,11 +225,18 @@ func (p *Parser) Next(in []byte) (int, *Request) {
 			rest := in[consumed:]
 			i := bytes.IndexByte(rest, '\n')
 			if i < 0 {
-				if len(p.line)+len(rest) > p.maxLine {
+				p.line = append(p.line, rest...)
+				if len(p.line) > junkLineLimit && !isGetLine(p.line) {
+					// memcached's rule: this much without a newline can
+					// only be junk, unless it is a multi-get. It closes
+					// without a word.
+					p.line = p.line[:0]
+					return len(in), p.errorRequest(KindFatal, "")
+				}
+				if len(p.line) > p.maxLine {
 					p.line = p.line[:0]
 					return len(in), p.errorRequest(KindFatal, ReplyLineTooLong)
 				}
-				p.line = append(p.line, rest...)
 				return len(in), nil
 			}
 			var line []byte
@@ -259,6 +268,24 @@ func (p *Parser) Next(in []byte) (int, *Request) {
 			}
 		}
 	}
+}
+
+// junkLineLimit is memcached's bound on an unterminated line that is not a
+// get or gets: past it the connection is closed.
+const junkLineLimit = 2048
+
+// isGetLine is memcached's test for a multi-get that may run long: at most
+// 100 leading spaces, then "get " or "gets ".
+func isGetLine(line []byte) bool {
+	i := 0
+	for i < len(line) && line[i] == ' ' {
+		i++
+	}
+	if i > 100 {
+		return false
+	}
+	rest := line[i:]
+	return bytes.HasPrefix(rest, []byte("get ")) || bytes.HasPrefix(rest, []byte("gets "))
 }
 
 // keepLine copies the pending request's command line into p.line and points
@@ -305,6 +332,10 @@ func (p *Parser) tokenize(line []byte) [][]byte {
 // parseLine handles one complete command line. It returns the request, or nil
 // when a data block (or a swallow) must be read first.
 func (p *Parser) parseLine(line []byte) *Request {
+	// memcached handles the line as a C string: a NUL ends it.
+	if i := bytes.IndexByte(line, 0); i >= 0 {
+		line = line[:i]
+	}
 	toks := p.tokenize(line)
 	p.req = Request{Kind: KindCommand, Tokens: toks}
 	if len(toks) == 0 {

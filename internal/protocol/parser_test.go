@@ -190,8 +190,9 @@ func TestNumbersMatchMemcached(t *testing.T) {
 		v  int32
 		ok bool
 	}{
-		{"0", 0, true}, {"-1", -1, true}, {"2147483647", 2147483647, true}, {"2147483648", 0, false},
+		{"0", 0, true}, {"-1", -1, true}, {"2147483647", 2147483647, true}, {"2147483648", -2147483648, true},
 		{"-2147483648", -2147483648, true}, {"x", 0, false}, {"5 ", 5, true},
+		{"4294967296", 0, true}, {"4000000000", -294967296, true}, {"9223372036854775808", 0, false},
 	}
 	for _, c := range i32 {
 		v, ok := ParseInt32([]byte(c.in))

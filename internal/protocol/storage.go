@@ -1,5 +1,7 @@
 package protocol
 
+import "bytes"
+
 // NTokens is memcached's token count for a line: the words plus the terminal
 // token, saturating at MAX_TOKENS (24) as memcached's tokenizer stops there.
 func NTokens(toks [][]byte) int {
@@ -32,7 +34,7 @@ func (p *Parser) parseStorage(op StorageOp, toks [][]byte) *Request {
 		return r
 	}
 	key := toks[1]
-	if len(key) > MaxKeyLength {
+	if !ValidKeyToken(key) {
 		return bad(ReplyBadFormat)
 	}
 	flags, ok1 := ParseUint32(toks[2])
@@ -56,7 +58,7 @@ func (p *Parser) parseStorage(op StorageOp, toks [][]byte) *Request {
 		Exptime: int64(exptime), CAS: cas, Noreply: noreply,
 	}
 	total := int(vlen) + 2
-	if int(vlen) > p.maxValue {
+	if !ItemFits(len(key), flags, int(vlen), p.maxItem) {
 		// memcached answers at once and swallows the block; set also
 		// drops the old value, which the server does on seeing Op.
 		p.state = stateSwallow
@@ -82,4 +84,65 @@ func (p *Parser) parseStorage(op StorageOp, toks [][]byte) *Request {
 		p.data = make([]byte, 0, max(total, 4096))
 	}
 	return nil
+}
+
+// ItemOverhead is the per-item header memcached 1.6 counts against its item
+// size limit (-I), beside the key, a NUL after it and the value's CRLF.
+const ItemOverhead = 56
+
+// ItemFits reports whether an item passes memcached's size check for a limit
+// of maxItem bytes: header + key + 1 + value + 2, and 4 more bytes when the
+// flags are not zero. Sonae uses the same accounting so that the same values
+// are refused with the same reply.
+func ItemFits(keyLen int, flags uint32, valueLen int, maxItem int) bool {
+	size := ItemOverhead + keyLen + 1 + valueLen + 2
+	if flags != 0 {
+		size += 4
+	}
+	return size <= maxItem
+}
+
+// KeyEscape separates a key from its namespace, as in ROMA: "key\x1bNAME".
+const KeyEscape = 0x1b
+
+// ValidKeyToken reports whether a key token is acceptable: at most 250
+// bytes, and, before an optional ESC+namespace suffix, a non-empty key with no
+// spaces or control characters. memcached accepts control characters; sonae
+// refuses them with the same reply it gives a key that is too long, and, like
+// that case, a storage command's data block is then not consumed.
+func ValidKeyToken(tok []byte) bool {
+	if len(tok) > MaxKeyLength {
+		return false
+	}
+	key := tok
+	if i := bytes.IndexByte(tok, KeyEscape); i >= 0 {
+		key = tok[:i]
+		if !validNamespaceSyntax(tok[i+1:]) {
+			return false
+		}
+	}
+	if len(key) == 0 {
+		return false
+	}
+	for _, b := range key {
+		if b <= ' ' || b == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// validNamespaceSyntax mirrors storage.ValidNamespace (1..64 bytes of
+// [A-Za-z0-9_.-]) without importing storage.
+func validNamespaceSyntax(ns []byte) bool {
+	if len(ns) == 0 || len(ns) > 64 {
+		return false
+	}
+	for _, b := range ns {
+		ok := b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '_' || b == '.' || b == '-'
+		if !ok {
+			return false
+		}
+	}
+	return true
 }

@@ -81,7 +81,8 @@ func TestGomemcache(t *testing.T) {
 	if _, err := mc.Get("b"); !errors.Is(err, memcache.ErrCacheMiss) {
 		t.Fatalf("get after flush_all: %v", err)
 	}
-	big := make([]byte, 1<<20)
+	// memcached's accounting: 56-byte header + key + 1 + value + CRLF <= 1 MiB.
+	big := make([]byte, 1<<20-56-len("big")-1-2)
 	must(mc.Set(&memcache.Item{Key: "big", Value: big}))
 	if err := mc.Set(&memcache.Item{Key: "big", Value: append(big, 'x')}); err == nil {
 		t.Fatal("a value over max_item_size was stored")

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -8,9 +9,6 @@ import (
 	"github.com/sonae-kv/sonae/internal/kv"
 	"github.com/sonae-kv/sonae/internal/protocol"
 )
-
-// keyEscape separates a key from its namespace, as in ROMA: "key\x1bNAME".
-const keyEscape = 0x1b
 
 // dispatch runs one command. Word counts and error replies follow memcached
 // 1.6's process_command_ascii; ntokens there counts a terminal token, so it
@@ -60,6 +58,10 @@ func (c *conn) dispatch(req *protocol.Request) {
 		c.quit = true
 	case "stats":
 		c.cmdStats(toks)
+	case "shutdown":
+		// sonaed stops on SIGTERM or with shutdown_self, never from a
+		// memcached client; answer as memcached without -A does.
+		c.line("ERROR: shutdown not enabled")
 	default:
 		if !c.admin(toks) {
 			c.stats.protocolErrors.Add(1)
@@ -71,23 +73,12 @@ func (c *conn) dispatch(req *protocol.Request) {
 // splitKey validates a key token and resolves its namespace. It returns the
 // error line to send when the key is unusable.
 func (c *conn) splitKey(tok []byte) (ns string, key []byte, errReply string) {
-	if len(tok) > protocol.MaxKeyLength {
+	if !protocol.ValidKeyToken(tok) {
 		return "", nil, protocol.ReplyBadFormat
 	}
 	key, ns = tok, c.namespace
-	for i, b := range tok {
-		if b == keyEscape {
-			key, ns = tok[:i], string(tok[i+1:])
-			break
-		}
-	}
-	if len(key) == 0 {
-		return "", nil, protocol.ReplyBadFormat
-	}
-	for _, b := range key {
-		if b <= ' ' || b == 0x7f {
-			return "", nil, protocol.ReplyBadFormat
-		}
+	if i := bytes.IndexByte(tok, protocol.KeyEscape); i >= 0 {
+		key, ns = tok[:i], string(tok[i+1:])
 	}
 	if ns != c.namespace && !c.srv.store.HasNamespace(ns) {
 		return "", nil, noNamespaceReply(ns)
@@ -141,11 +132,6 @@ func (c *conn) cmdStore(req *protocol.Request) {
 		Op: storageKinds[req.Op], Namespace: ns, Key: key, Value: req.Data,
 		Flags: req.Flags, Exptime: req.Exptime, CAS: req.CAS,
 	})
-	if errors.Is(err, kv.ErrTooLarge) {
-		c.stats.storeTooLarge.Add(1)
-		c.reply(req, protocol.ReplyTooLarge)
-		return
-	}
 	if err != nil {
 		c.reply(req, serverError(err))
 		return

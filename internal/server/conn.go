@@ -114,7 +114,9 @@ func (c *conn) process(in []byte) bool {
 		switch req.Kind {
 		case protocol.KindFatal:
 			c.stats.protocolErrors.Add(1)
-			c.line(req.Reply)
+			if req.Reply != "" {
+				c.line(req.Reply)
+			}
 			return false
 		case protocol.KindError:
 			c.stats.protocolErrors.Add(1)

@@ -14,6 +14,7 @@ import (
 	"github.com/sonae-kv/sonae/internal/clock"
 	"github.com/sonae-kv/sonae/internal/config"
 	"github.com/sonae-kv/sonae/internal/kv"
+	"github.com/sonae-kv/sonae/internal/protocol"
 	"github.com/sonae-kv/sonae/internal/storage"
 )
 
@@ -47,6 +48,9 @@ func KVOptions(cfg *config.Config) kv.Options {
 	o := kv.DefaultOptions()
 	o.DivBits = uint(cfg.DivBits)
 	o.MaxItemSize = cfg.MaxItemSize
+	o.ItemFits = func(keyLen int, flags uint32, valueLen int) bool {
+		return protocol.ItemFits(keyLen, flags, valueLen, cfg.MaxItemSize)
+	}
 	o.RetainEntries = cfg.ChangeLogRetainEntries
 	o.RetainAge = time.Duration(cfg.ChangeLogRetainAge)
 	o.ExpiryScanInterval = time.Duration(cfg.ExpiryScanInterval)

@@ -77,6 +77,9 @@ func (s *Server) generalStats() []stat {
 	}
 	for _, f := range s.sumCounters().fields() {
 		out = append(out, stat{f.name, i64(f.v.Load())})
+		if f.name == "get_misses" {
+			out = append(out, stat{"get_expired", i64(kc.GetExpired)}, stat{"get_flushed", i64(kc.GetFlushed)})
+		}
 	}
 	out = append(out,
 		stat{"limit_maxbytes", "0"},
