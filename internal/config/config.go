@@ -100,6 +100,10 @@ type Config struct {
 	SyncInterval Duration `yaml:"sync_interval"`
 	// CacheSize is the pebble block cache, in bytes. Default 128 MiB.
 	CacheSize int64 `yaml:"cache_size"`
+	// RowCacheSize is the pebble engine's cache of whole records, which
+	// serves repeated reads without touching pebble, in bytes. 0 disables
+	// it. Default 64 MiB.
+	RowCacheSize int64 `yaml:"row_cache_size"`
 
 	// ChangeLogRetainEntries is how many change-log entries each vnode keeps
 	// at least, for replicas to catch up from. Default 10000.
@@ -136,6 +140,7 @@ func Default() Config {
 		Durability:             DurabilityInterval,
 		SyncInterval:           Duration(50 * time.Millisecond),
 		CacheSize:              128 << 20,
+		RowCacheSize:           64 << 20,
 		ChangeLogRetainEntries: 10000,
 		ChangeLogRetainAge:     Duration(time.Hour),
 		ExpiryScanInterval:     Duration(time.Second),
@@ -196,6 +201,9 @@ func (c *Config) Validate() error {
 	if c.CacheSize < 0 {
 		bad("cache_size", "%d must not be negative", c.CacheSize)
 	}
+	if c.RowCacheSize < 0 {
+		bad("row_cache_size", "%d must not be negative", c.RowCacheSize)
+	}
 	if c.ChangeLogRetainEntries < 1 {
 		bad("changelog_retain_entries", "%d must be at least 1", c.ChangeLogRetainEntries)
 	}
@@ -231,15 +239,43 @@ func (c *Config) ClientAddr() string {
 // Decode reads YAML from r over c, so keys absent from the file keep the
 // values c already has. Unknown keys are errors that name the key.
 func (c *Config) Decode(r io.Reader) error {
-	dec := yaml.NewDecoder(r)
+	src, err := io.ReadAll(r)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(src))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil // an empty file is a valid, empty config
 		}
-		return fmt.Errorf("%w: %v", ErrInvalid, err)
+		return fmt.Errorf("%w: %s", ErrInvalid, nameKeys(src, err.Error()))
 	}
 	return nil
+}
+
+var yamlLineRE = regexp.MustCompile(`line (\d+): `)
+
+// nameKeys puts the top-level key after each "line N: " of a YAML error, so
+// that a value of the wrong type ("port: abc") names its key, as validation
+// errors do.
+func nameKeys(src []byte, msg string) string {
+	var doc yaml.Node
+	if yaml.Unmarshal(src, &doc) != nil || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return msg
+	}
+	keys := map[string]string{} // line number -> key
+	kv := doc.Content[0].Content
+	for i := 0; i+1 < len(kv); i += 2 {
+		keys[fmt.Sprint(kv[i+1].Line)] = kv[i].Value
+		keys[fmt.Sprint(kv[i].Line)] = kv[i].Value
+	}
+	return yamlLineRE.ReplaceAllStringFunc(msg, func(s string) string {
+		if k, ok := keys[yamlLineRE.FindStringSubmatch(s)[1]]; ok {
+			return s + k + ": "
+		}
+		return s
+	})
 }
 
 // LoadFile reads the YAML file at path over c.

@@ -33,10 +33,13 @@ type conn struct {
 	quit bool
 	// scratch is reused to format numbers and reply lines.
 	scratch []byte
-	// lastRead is when input last arrived (unix nanoseconds), for the idle
-	// sweeper; a shared sweeper is cheaper than re-arming a read deadline on
-	// every read.
-	lastRead atomic.Int64
+	// reads counts reads that returned input. The idle sweeper closes a
+	// connection whose count has not moved for the idle timeout: cheaper
+	// than re-arming a read deadline, or reading the clock, on every read.
+	reads atomic.Uint64
+	// sweepSeen and idleSince belong to the sweeper goroutine.
+	sweepSeen uint64
+	idleSince time.Time
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -50,7 +53,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		scratch:   make([]byte, 0, 64),
 	}
 	c.trusted = isLoopback(nc.RemoteAddr())
-	c.lastRead.Store(s.clk.Now().UnixNano())
+	c.idleSince = s.clk.Now()
 	return c
 }
 
@@ -83,7 +86,7 @@ func (c *conn) serve() {
 	for {
 		n, err := c.nc.Read(buf)
 		if n > 0 {
-			c.lastRead.Store(c.srv.clk.Now().UnixNano())
+			c.reads.Add(1)
 			c.stats.bytesRead.Add(int64(n))
 			if !c.process(buf[:n]) {
 				c.flush()

@@ -14,7 +14,9 @@ import (
 func TestExpiry(t *testing.T) {
 	start := time.Unix(1_800_000_000, 0)
 	clk := clock.NewFake(start)
-	n := startNode(t, clk, nil, nil)
+	// The idle sweeper reads the same clock: jumping it by days must not
+	// close the test's connection.
+	n := startNode(t, clk, nil, func(c *configT) { c.IdleTimeout = 0 })
 	c := dialRaw(t, n.addr)
 
 	c.roundTrip("set rel 0 10 1\r\na\r\n", "STORED\r\n")
@@ -62,7 +64,9 @@ func TestExpiry(t *testing.T) {
 func TestFlushAllDelay(t *testing.T) {
 	start := time.Unix(1_800_000_000, 0)
 	clk := clock.NewFake(start)
-	n := startNode(t, clk, nil, nil)
+	// The idle sweeper reads the same clock: jumping it by days must not
+	// close the test's connection.
+	n := startNode(t, clk, nil, func(c *configT) { c.IdleTimeout = 0 })
 	c := dialRaw(t, n.addr)
 	c.roundTrip("set old 0 0 1\r\no\r\n", "STORED\r\n")
 	c.roundTrip("flush_all 10\r\n", "OK\r\n")

@@ -23,6 +23,7 @@ func OpenEngine(cfg *config.Config, log *slog.Logger) (storage.Engine, error) {
 	opts := storage.Default()
 	opts.Logger = log
 	opts.CacheSize = cfg.CacheSize
+	opts.RowCacheSize = cfg.RowCacheSize
 	opts.SyncInterval = time.Duration(cfg.SyncInterval)
 	opts.Durability = storage.DurabilityInterval
 	if cfg.Durability == config.DurabilityFsync {

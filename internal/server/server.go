@@ -74,8 +74,9 @@ func New(cfg config.Config, store *kv.Store, clk clock.Clock, log *slog.Logger) 
 
 // sweepIdle closes connections that have sent nothing for IdleTimeout,
 // including ones stalled in the middle of a command. It checks four times per
-// timeout (at most once a second), so a connection lives at most 1.25x the
-// timeout.
+// timeout (at most once a second) whether each connection's read count moved,
+// so an idle connection is closed between 1x and 1.25x the timeout after its
+// last input.
 func (s *Server) sweepIdle() {
 	idle := time.Duration(s.cfg.IdleTimeout)
 	if idle <= 0 {
@@ -89,10 +90,14 @@ func (s *Server) sweepIdle() {
 			return
 		case <-t.C:
 		}
-		cutoff := s.clk.Now().Add(-idle).UnixNano()
+		now := s.clk.Now()
 		s.mu.Lock()
 		for c := range s.conns {
-			if c.lastRead.Load() < cutoff {
+			if r := c.reads.Load(); r != c.sweepSeen {
+				c.sweepSeen, c.idleSince = r, now
+				continue
+			}
+			if now.Sub(c.idleSince) >= idle {
 				s.log.Debug("closing idle connection", "conn", c.id, "remote", c.nc.RemoteAddr().String())
 				c.nc.Close()
 			}

@@ -71,6 +71,11 @@ type Options struct {
 	// which makes reads much slower). Default 128 MiB.
 	CacheSize int64
 
+	// RowCacheSize bounds, in bytes, the pebble engine's cache of whole
+	// records, which serves repeated reads without touching pebble (see
+	// rowcache.go). 0 disables it. Default 64 MiB.
+	RowCacheSize int64
+
 	// Logger receives the engine's log records. Nil discards them.
 	// Default slog.Default().
 	Logger *slog.Logger
@@ -87,6 +92,7 @@ func Default() Options {
 		Durability:   DurabilityInterval,
 		SyncInterval: 50 * time.Millisecond,
 		CacheSize:    128 << 20,
+		RowCacheSize: 64 << 20,
 		Logger:       slog.Default(),
 	}
 }
@@ -109,6 +115,9 @@ func (o *Options) Validate() error {
 	}
 	if o.CacheSize < 0 {
 		return fmt.Errorf("storage: Options.CacheSize (%d) must be >= 0", o.CacheSize)
+	}
+	if o.RowCacheSize < 0 {
+		return fmt.Errorf("storage: Options.RowCacheSize (%d) must be >= 0", o.RowCacheSize)
 	}
 	return nil
 }

@@ -45,6 +45,7 @@ type Pebble struct {
 
 	vnodes vnodeTable[pebbleVnode]
 	bufs   sync.Pool // *[]byte scratch for point-lookup keys
+	rows   *rowCache // nil when Options.RowCacheSize is 0
 
 	closed   atomic.Bool
 	inflight atomic.Int64 // calls in progress; Close waits for 0
@@ -91,7 +92,7 @@ func OpenPebble(dir string, opts Options) (*Pebble, error) {
 	if err := fs.MkdirAll(walDir, 0o755); err != nil {
 		return nil, fmt.Errorf("storage: create %s: %w", walDir, err)
 	}
-	p := &Pebble{dir: dir, opts: opts, logger: opts.logger()}
+	p := &Pebble{dir: dir, opts: opts, logger: opts.logger(), rows: newRowCache(opts.RowCacheSize)}
 	p.bufs.New = func() any { b := make([]byte, 0, 128); return &b }
 
 	cache := pebble.NewCache(opts.CacheSize)
@@ -235,10 +236,17 @@ func (p *Pebble) Get(vnode uint16, ns string, key []byte) (Record, error) {
 	}
 	defer p.exit()
 	bp := p.getBuf()
+	defer p.putBuf(bp)
 	k := appendDataKey((*bp)[:0], vnode, ns, key)
-	val, closer, err := p.db.Get(k)
 	*bp = k
-	p.putBuf(bp)
+	var gen uint64
+	if p.rows != nil {
+		var cached *Record
+		if cached, gen = p.rows.get(vnode, k); cached != nil {
+			return *cached, nil
+		}
+	}
+	val, closer, err := p.db.Get(k)
 	if err != nil {
 		if errors.Is(err, pebble.ErrNotFound) {
 			return Record{}, ErrNotFound
@@ -253,6 +261,10 @@ func (p *Pebble) Get(vnode uint16, ns string, key []byte) (Record, error) {
 		r.Value = nil
 	}
 	_ = closer.Close()
+	if err == nil && p.rows != nil {
+		cached := r
+		p.rows.fill(vnode, k, &cached, gen)
+	}
 	return r, err
 }
 
@@ -310,6 +322,16 @@ func (p *Pebble) Apply(c *Change) error {
 		return fmt.Errorf("storage: apply vnode %d seq %d: %w", c.Vnode, c.Seq, err)
 	}
 	vs.last.Store(c.Seq)
+	if p.rows != nil {
+		k := appendDataKey(nil, c.Vnode, c.Namespace, c.Key)
+		if c.Op == OpPut {
+			r := c.Record
+			r.Value = cloneBytes(r.Value) // the caller's bytes are not ours to keep
+			p.rows.put(c.Vnode, k, &r)
+		} else {
+			p.rows.remove(c.Vnode, k)
+		}
+	}
 	return nil
 }
 
@@ -322,8 +344,12 @@ func (p *Pebble) Remove(vnode uint16, ns string, key []byte) error {
 		return err
 	}
 	defer p.exit()
-	if err := p.db.Delete(appendDataKey(nil, vnode, ns, key), reclaimOpts); err != nil {
+	k := appendDataKey(nil, vnode, ns, key)
+	if err := p.db.Delete(k, reclaimOpts); err != nil {
 		return fmt.Errorf("storage: remove: %w", err)
+	}
+	if p.rows != nil {
+		p.rows.remove(vnode, k)
 	}
 	return nil
 }

@@ -123,6 +123,9 @@ func (p *Pebble) DropVnode(vnode uint16) error {
 	}
 	vs.last.Store(0)
 	vs.first.Store(1)
+	if p.rows != nil {
+		p.rows.dropPrefix(vnode, data)
+	}
 	return nil
 }
 
@@ -161,6 +164,9 @@ func (p *Pebble) DropNamespace(ns string) error {
 	}
 	if err = errors.Join(err, it.Error(), it.Close()); err == nil && !b.Empty() {
 		err = b.Commit(writeOpts)
+	}
+	if p.rows != nil {
+		p.rows.clear() // rare: simpler than finding the namespace's rows
 	}
 	if err != nil {
 		return fmt.Errorf("storage: drop namespace %q: %w", ns, err)
@@ -284,7 +290,7 @@ func (p *Pebble) Stats() []Stat {
 	m := p.db.Metrics()
 	i := func(v int64) string { return strconv.FormatInt(v, 10) }
 	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
-	return []Stat{
+	out := []Stat{
 		{"engine", "pebble"},
 		{"durability", p.opts.Durability.String()},
 		{"disk_usage", u(m.DiskSpaceUsage())},
@@ -298,4 +304,9 @@ func (p *Pebble) Stats() []Stat {
 		{"block_cache_hits", i(m.BlockCache.Hits)},
 		{"block_cache_misses", i(m.BlockCache.Misses)},
 	}
+	if p.rows != nil {
+		rows, bytes := p.rows.stats()
+		out = append(out, Stat{"row_cache_rows", strconv.Itoa(rows)}, Stat{"row_cache_bytes", i(bytes)})
+	}
+	return out
 }
