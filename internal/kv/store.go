@@ -145,7 +145,7 @@ func Open(eng storage.Engine, clk clock.Clock, opts Options, log *slog.Logger) (
 	}
 	s := &Store{
 		eng: eng, clk: clk, opts: opts, log: log,
-		hlc:        NewHLC(clk, u.MaxVersion),
+		hlc:   NewHLC(clk, u.MaxVersion),
 		locks: make([]sync.Mutex, routing.VnodeCount(opts.DivBits)),
 	}
 	s.items.Store(u.Items)

@@ -116,9 +116,9 @@ const (
 // NewParser. A Parser is owned by one connection and is not safe for
 // concurrent use.
 type Parser struct {
-	maxLine  int
-	maxItem  int
-	budget   Budget
+	maxLine int
+	maxItem int
+	budget  Budget
 
 	state     state
 	line      []byte // partial command line carried over between inputs

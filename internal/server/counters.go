@@ -6,16 +6,16 @@ import "sync/atomic"
 // connection owns one set, so updates do not contend; `stats` sums the live
 // connections and the totals of closed ones.
 type counters struct {
-	cmdGet, cmdSet, cmdFlush, cmdTouch          atomic.Int64
-	getHits, getMisses                          atomic.Int64
-	deleteHits, deleteMisses                    atomic.Int64
-	incrHits, incrMisses, decrHits, decrMisses  atomic.Int64
-	casHits, casMisses, casBadval               atomic.Int64
-	touchHits, touchMisses                      atomic.Int64
-	storeTooLarge, storeNoMemory                atomic.Int64
-	authCmds, authErrors                        atomic.Int64
-	bytesRead, bytesWritten                     atomic.Int64
-	adminCmds, protocolErrors                   atomic.Int64
+	cmdGet, cmdSet, cmdFlush, cmdTouch         atomic.Int64
+	getHits, getMisses                         atomic.Int64
+	deleteHits, deleteMisses                   atomic.Int64
+	incrHits, incrMisses, decrHits, decrMisses atomic.Int64
+	casHits, casMisses, casBadval              atomic.Int64
+	touchHits, touchMisses                     atomic.Int64
+	storeTooLarge, storeNoMemory               atomic.Int64
+	authCmds, authErrors                       atomic.Int64
+	bytesRead, bytesWritten                    atomic.Int64
+	adminCmds, protocolErrors                  atomic.Int64
 }
 
 // fields lists every counter with its memcached stat name, in output order.

@@ -64,9 +64,9 @@ func New(cfg config.Config, store *kv.Store, clk clock.Clock, log *slog.Logger) 
 	}
 	return &Server{
 		cfg: cfg, store: store, clk: clk, log: log,
-		budget:  newByteBudget(int(cfg.MaxPendingValueBytes), wait),
-		started: clk.Now(),
-		pid:     os.Getpid(),
+		budget:    newByteBudget(int(cfg.MaxPendingValueBytes), wait),
+		started:   clk.Now(),
+		pid:       os.Getpid(),
 		conns:     map[*conn]struct{}{},
 		stopSweep: make(chan struct{}),
 	}
