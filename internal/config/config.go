@@ -114,6 +114,13 @@ type Config struct {
 	// ExpiryScanInterval is how often expired items are reclaimed. Default 1s.
 	ExpiryScanInterval Duration `yaml:"expiry_scan_interval"`
 
+	// Threads is how many goroutines may run Go code at once (GOMAXPROCS),
+	// like memcached's -t. 0 picks max(4, CPUs): as with memcached's default
+	// of 4 worker threads, more runnable threads than cores lets the node
+	// pick up ready connections while another thread is waking, which is
+	// worth about 5% of throughput on 2 cores (see docs/design.md).
+	Threads int `yaml:"threads"`
+
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `yaml:"log_level"`
 	// LogFormat is text or json. Default text.
@@ -212,6 +219,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ExpiryScanInterval <= 0 {
 		bad("expiry_scan_interval", "%s must be positive", time.Duration(c.ExpiryScanInterval))
+	}
+	if c.Threads < 0 || c.Threads > 1024 {
+		bad("threads", "%d is outside 0..1024 (0 = max(4, CPUs))", c.Threads)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -313,4 +323,12 @@ func (c *Config) StoragePath() string {
 		return "memory"
 	}
 	return c.Data
+}
+
+// EffectiveThreads resolves Threads: 0 means max(4, cpus).
+func (c *Config) EffectiveThreads(cpus int) int {
+	if c.Threads > 0 {
+		return c.Threads
+	}
+	return max(4, cpus)
 }
