@@ -1,5 +1,3 @@
-// Command sonae is the admin CLI of sonae: it talks to any node over the
-// client port (memcached protocol plus ROMA-style admin commands).
 package main
 
 import (

@@ -1,6 +1,3 @@
-// Command sonaed runs one sonae node: a memcached-compatible server with ROMA
-// admin commands on one port. With no arguments it runs with the embedded
-// defaults (127.0.0.1:11211, pebble in ./sonae-data).
 package main
 
 import (
@@ -11,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -36,6 +34,7 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(&cfg, stderr)
+	runtime.GOMAXPROCS(cfg.EffectiveThreads(runtime.NumCPU()))
 	node, err := server.Start(cfg, nil, clock.Real{}, log)
 	if err != nil {
 		log.Error("start failed", "error", err)
@@ -85,6 +84,7 @@ func loadConfig(args []string, stderr io.Writer) (config.Config, error) {
 	fs.StringVar(&f.AuthToken, "auth-token", "", "token that lets remote clients run state-changing admin commands after `auth`")
 	fs.StringVar(&f.Durability, "durability", cfg.Durability, "interval (write to the OS, fsync every --sync-interval) or fsync (every write)")
 	fs.DurationVar(&syncEvery, "sync-interval", time.Duration(cfg.SyncInterval), "fsync period of the interval durability policy")
+	fs.IntVarP(&f.Threads, "threads", "t", cfg.Threads, "threads running Go code (GOMAXPROCS), like memcached -t; 0 = max(4, CPUs)")
 	fs.StringVar(&f.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&f.LogFormat, "log-format", cfg.LogFormat, "text or json")
 	fs.Usage = func() {
@@ -130,6 +130,8 @@ func loadConfig(args []string, stderr io.Writer) (config.Config, error) {
 			cfg.Durability = f.Durability
 		case "sync-interval":
 			cfg.SyncInterval = config.Duration(syncEvery)
+		case "threads":
+			cfg.Threads = f.Threads
 		case "log-level":
 			cfg.LogLevel = f.LogLevel
 		case "log-format":

@@ -38,6 +38,7 @@ func TestValidateNamesTheKey(t *testing.T) {
 		{"sync_interval", func(c *Config) { c.SyncInterval = 0 }},
 		{"changelog_retain_entries", func(c *Config) { c.ChangeLogRetainEntries = 0 }},
 		{"log_level", func(c *Config) { c.LogLevel = "loud" }},
+		{"threads", func(c *Config) { c.Threads = -1 }},
 		{"data", func(c *Config) { c.Data = "" }},
 	}
 	for _, tc := range cases {
@@ -113,5 +114,19 @@ func TestYAMLRoundTrip(t *testing.T) {
 	}
 	if d != c {
 		t.Fatalf("round trip: got %+v want %+v", d, c)
+	}
+}
+
+func TestEffectiveThreads(t *testing.T) {
+	c := Default()
+	if got := c.EffectiveThreads(2); got != 4 {
+		t.Errorf("default on 2 CPUs = %d, want 4 (memcached's default)", got)
+	}
+	if got := c.EffectiveThreads(16); got != 16 {
+		t.Errorf("default on 16 CPUs = %d, want 16", got)
+	}
+	c.Threads = 3
+	if got := c.EffectiveThreads(16); got != 3 {
+		t.Errorf("explicit 3 = %d", got)
 	}
 }
