@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -62,31 +63,37 @@ func run(args []string, stderr io.Writer) int {
 }
 
 // loadConfig builds the config: embedded defaults, then the file given with
-// --config, then every flag that was set on the command line.
+// --config, then every flag that was set on the command line. Every flag is
+// named after its YAML key (dashes for underscores) and bound to that field.
 func loadConfig(args []string, stderr io.Writer) (config.Config, error) {
 	cfg := config.Default()
+	f := cfg // flag values; only the ones set are applied
 	fs := pflag.NewFlagSet("sonaed", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var f config.Config // flag values; only the ones set are applied
-	var idle, syncEvery time.Duration
 	var cfgPath string
 	fs.StringVar(&cfgPath, "config", "", "YAML config file (same keys as the flags, with _ for -)")
-	fs.StringVar(&f.Addr, "addr", cfg.Addr, "address to listen on; also the host part of the node id")
-	fs.IntVarP(&f.Port, "port", "p", cfg.Port, "client port (memcached protocol and admin commands)")
-	fs.StringVar(&f.Data, "data", cfg.Data, "data directory")
-	fs.StringVar(&f.Engine, "engine", cfg.Engine, "storage engine: pebble or memory")
-	fs.StringVar(&f.Name, "name", cfg.Name, "cluster name (whoami)")
-	fs.IntVar(&f.DivBits, "div-bits", cfg.DivBits, "vnode count is 2^div-bits")
-	fs.IntVar(&f.MaxItemSize, "max-item-size", cfg.MaxItemSize, "largest value in bytes")
-	fs.IntVar(&f.MaxConnections, "max-connections", cfg.MaxConnections, "most concurrent client connections")
-	fs.DurationVar(&idle, "idle-timeout", time.Duration(cfg.IdleTimeout), "close connections idle this long (0 = never)")
-	fs.IntVar(&f.MaxLineLength, "max-line-length", cfg.MaxLineLength, "longest command line in bytes")
-	fs.StringVar(&f.AuthToken, "auth-token", "", "token that lets remote clients run state-changing admin commands after `auth`")
-	fs.StringVar(&f.Durability, "durability", cfg.Durability, "interval (write to the OS, fsync every --sync-interval) or fsync (every write)")
-	fs.DurationVar(&syncEvery, "sync-interval", time.Duration(cfg.SyncInterval), "fsync period of the interval durability policy")
-	fs.IntVarP(&f.Threads, "threads", "t", cfg.Threads, "threads running Go code (GOMAXPROCS), like memcached -t; 0 = max(4, CPUs)")
-	fs.StringVar(&f.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
-	fs.StringVar(&f.LogFormat, "log-format", cfg.LogFormat, "text or json")
+	fs.StringVar(&f.Addr, "addr", f.Addr, "address to listen on; also the host part of the node id")
+	fs.IntVarP(&f.Port, "port", "p", f.Port, "client port (memcached protocol and admin commands)")
+	fs.StringVar(&f.Data, "data", f.Data, "data directory")
+	fs.StringVar(&f.Engine, "engine", f.Engine, "storage engine: pebble or memory")
+	fs.StringVar(&f.Name, "name", f.Name, "cluster name (whoami)")
+	fs.IntVar(&f.DivBits, "div-bits", f.DivBits, "vnode count is 2^div-bits")
+	fs.IntVar(&f.MaxItemSize, "max-item-size", f.MaxItemSize, "item size limit in bytes, counted as memcached -I counts it")
+	fs.IntVar(&f.MaxConnections, "max-connections", f.MaxConnections, "most concurrent client connections")
+	fs.Var(&f.IdleTimeout, "idle-timeout", "close connections idle this long, even mid-command (0 = never)")
+	fs.IntVar(&f.MaxLineLength, "max-line-length", f.MaxLineLength, "longest multi-get line in bytes")
+	fs.Int64Var(&f.MaxPendingValueBytes, "max-pending-value-bytes", f.MaxPendingValueBytes, "memory for values being received, all connections together")
+	fs.StringVar(&f.AuthToken, "auth-token", f.AuthToken, "token that lets remote clients run state-changing admin commands after `auth`")
+	fs.StringVar(&f.Durability, "durability", f.Durability, "interval (write to the OS, fsync every --sync-interval) or fsync (every write)")
+	fs.Var(&f.SyncInterval, "sync-interval", "fsync period of the interval durability policy")
+	fs.Int64Var(&f.CacheSize, "cache-size", f.CacheSize, "pebble block cache in bytes")
+	fs.Int64Var(&f.RowCacheSize, "row-cache-size", f.RowCacheSize, "pebble engine's record cache in bytes (0 = off)")
+	fs.IntVar(&f.ChangeLogRetainEntries, "changelog-retain-entries", f.ChangeLogRetainEntries, "change-log entries kept per vnode, at most")
+	fs.Var(&f.ChangeLogRetainAge, "changelog-retain-age", "change-log entries older than this are dropped")
+	fs.Var(&f.ExpiryScanInterval, "expiry-scan-interval", "how often expired items are reclaimed")
+	fs.IntVarP(&f.Threads, "threads", "t", f.Threads, "threads running Go code (GOMAXPROCS), like memcached -t; 0 = max(4, CPUs)")
+	fs.StringVar(&f.LogLevel, "log-level", f.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&f.LogFormat, "log-format", f.LogFormat, "text or json")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: sonaed [flags]\n\nRuns one sonae node. Flags override the --config file; both override the defaults.\n\n%s", fs.FlagUsages())
 	}
@@ -102,42 +109,15 @@ func loadConfig(args []string, stderr io.Writer) (config.Config, error) {
 		}
 		cfg.SetConfigPath(cfgPath)
 	}
+	var errs []error
 	fs.Visit(func(fl *pflag.Flag) {
-		switch fl.Name {
-		case "addr":
-			cfg.Addr = f.Addr
-		case "port":
-			cfg.Port = f.Port
-		case "data":
-			cfg.Data = f.Data
-		case "engine":
-			cfg.Engine = f.Engine
-		case "name":
-			cfg.Name = f.Name
-		case "div-bits":
-			cfg.DivBits = f.DivBits
-		case "max-item-size":
-			cfg.MaxItemSize = f.MaxItemSize
-		case "max-connections":
-			cfg.MaxConnections = f.MaxConnections
-		case "idle-timeout":
-			cfg.IdleTimeout = config.Duration(idle)
-		case "max-line-length":
-			cfg.MaxLineLength = f.MaxLineLength
-		case "auth-token":
-			cfg.AuthToken = f.AuthToken
-		case "durability":
-			cfg.Durability = f.Durability
-		case "sync-interval":
-			cfg.SyncInterval = config.Duration(syncEvery)
-		case "threads":
-			cfg.Threads = f.Threads
-		case "log-level":
-			cfg.LogLevel = f.LogLevel
-		case "log-format":
-			cfg.LogFormat = f.LogFormat
+		if fl.Name != "config" {
+			errs = append(errs, cfg.Override(strings.ReplaceAll(fl.Name, "-", "_"), &f))
 		}
 	})
+	if err := errors.Join(errs...); err != nil {
+		return cfg, err
+	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, err
 	}

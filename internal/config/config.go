@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"reflect"
 	"regexp"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -332,3 +334,47 @@ func (c *Config) EffectiveThreads(cpus int) int {
 	}
 	return max(4, cpus)
 }
+
+// Override copies into c the field of src whose YAML key is key. sonaed uses
+// it to lay the flags that were set over the file, with flag names being the
+// keys with dashes.
+func (c *Config) Override(key string, src *Config) error {
+	dst, from := reflect.ValueOf(c).Elem(), reflect.ValueOf(src).Elem()
+	t := dst.Type()
+	for i := range t.NumField() {
+		if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); tag == key && tag != "" {
+			dst.Field(i).Set(from.Field(i))
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: no config key %q", ErrInvalid, key)
+}
+
+// Keys lists every YAML key, in field order.
+func Keys() []string {
+	t := reflect.TypeFor[Config]()
+	var keys []string
+	for i := range t.NumField() {
+		if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); tag != "" {
+			keys = append(keys, tag)
+		}
+	}
+	return keys
+}
+
+// Set implements pflag.Value (and flag.Value), so a flag can bind to a
+// Duration field directly.
+func (d *Duration) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (examples: 50ms, 10s, 5m)", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// String implements pflag.Value.
+func (d *Duration) String() string { return time.Duration(*d).String() }
+
+// Type implements pflag.Value.
+func (d *Duration) Type() string { return "duration" }

@@ -130,3 +130,17 @@ func TestEffectiveThreads(t *testing.T) {
 		t.Errorf("explicit 3 = %d", got)
 	}
 }
+
+func TestOverrideCopiesOneKey(t *testing.T) {
+	c, src := Default(), Default()
+	src.Port, src.Name = 1, "other"
+	if err := c.Override("port", &src); err != nil {
+		t.Fatal(err)
+	}
+	if c.Port != 1 || c.Name != "sonae" {
+		t.Fatalf("Override(port) gave port %d name %q", c.Port, c.Name)
+	}
+	if err := c.Override("nope", &src); err == nil || !strings.Contains(err.Error(), `"nope"`) {
+		t.Fatalf("Override of an unknown key: %v", err)
+	}
+}
