@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net"
 	"slices"
 	"strings"
@@ -14,9 +13,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sonae-kv/sonae/client"
-	"github.com/sonae-kv/sonae/internal/clock"
-	"github.com/sonae-kv/sonae/internal/config"
 	"github.com/sonae-kv/sonae/internal/server"
+	"github.com/sonae-kv/sonae/internal/testcluster"
 )
 
 func TestMain(m *testing.M) {
@@ -24,29 +22,11 @@ func TestMain(m *testing.M) {
 }
 
 // startNode runs an in-process node with the memory engine on a loopback
-// port and returns its host:port. (Only this test file imports server: the
-// CLI itself talks to nodes over the wire.)
+// port and returns its host:port. (Only tests import server: the CLI itself
+// talks to nodes over the wire.)
 func startNode(t *testing.T) string {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Engine = config.EngineMemory
-	cfg.Port = 1 // the listener is passed in; the port only names the node
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := server.Start(cfg, ln, clock.Real{}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := n.Stop(ctx); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
-	return ln.Addr().String()
+	return testcluster.StartInProcess(t, nil, nil, nil).Addr
 }
 
 // result is what one CLI invocation printed and returned.

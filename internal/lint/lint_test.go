@@ -53,8 +53,9 @@ var importRules = map[string]importRule{
 	}},
 	// Load generator over raw sockets: independent of the server's code.
 	"internal/bench": {},
-	// Builds and runs real sonaed processes; talks to them over sockets only.
-	"internal/testcluster": {},
+	// Test harness: real sonaed processes (over sockets only) and in-process
+	// nodes (server.Start). Only tests import it, so it may sit on top.
+	"internal/testcluster": {allow: []string{"internal/config", "internal/clock", "internal/server"}},
 	// Lint-as-tests; its only non-test file is doc.go.
 	"internal/lint": {},
 	// The public Go client: must not depend on anything internal.

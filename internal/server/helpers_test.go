@@ -2,9 +2,7 @@ package server_test
 
 import (
 	"bufio"
-	"context"
 	"io"
-	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -12,59 +10,19 @@ import (
 
 	"github.com/sonae-kv/sonae/internal/clock"
 	"github.com/sonae-kv/sonae/internal/config"
-	"github.com/sonae-kv/sonae/internal/server"
+	"github.com/sonae-kv/sonae/internal/testcluster"
 )
 
-// testLogger writes to t.Log, so logs show only when a test fails.
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
 type testNode struct {
-	*server.Node
+	*testcluster.Node
 	addr string
-	cfg  config.Config
 }
 
-// startNode runs a node on a loopback port with the memory engine unless
-// mutate changes it. ln, when not nil, replaces the listener.
+// startNode runs an in-process node (memory engine unless mutate changes it).
 func startNode(t testing.TB, clk clock.Clock, ln net.Listener, mutate func(*config.Config)) *testNode {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Engine = config.EngineMemory
-	cfg.Port = 1 // the listener is passed in; the port only names the node
-	cfg.Data = t.TempDir()
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	if ln == nil {
-		var err error
-		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if clk == nil {
-		clk = clock.Real{}
-	}
-	n, err := server.Start(cfg, ln, clk, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := n.Stop(ctx); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
-	return &testNode{Node: n, addr: ln.Addr().String(), cfg: cfg}
+	n := testcluster.StartInProcess(t, clk, ln, mutate)
+	return &testNode{Node: n, addr: n.Addr}
 }
 
 // rawConn is a client connection for exact byte-level exchanges.

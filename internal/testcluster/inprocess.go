@@ -1,0 +1,71 @@
+package testcluster
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sonae-kv/sonae/internal/clock"
+	"github.com/sonae-kv/sonae/internal/config"
+	"github.com/sonae-kv/sonae/internal/server"
+)
+
+// Node is a sonaed running inside the test process, for tests that need a
+// real server on a real socket but not a separate process.
+type Node struct {
+	*server.Node
+	// Addr is host:port of the client listener.
+	Addr string
+	Cfg  config.Config
+}
+
+// StartInProcess runs a node on a fresh loopback port with the memory engine,
+// after mutate (if not nil) has adjusted the config. clk nil means the real
+// clock; ln nil means a new listener on 127.0.0.1. Logs go to t.Log. The
+// node is stopped when the test ends.
+func StartInProcess(t testing.TB, clk clock.Clock, ln net.Listener, mutate func(*config.Config)) *Node {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Engine = config.EngineMemory
+	cfg.Port = 1 // the listener is passed in; the port only names the node
+	cfg.Data = t.TempDir()
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if clk == nil {
+		clk = clock.Real{}
+	}
+	n, err := server.Start(cfg, ln, clk, TestLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := n.Stop(ctx); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	return &Node{Node: n, Addr: ln.Addr().String(), Cfg: cfg}
+}
+
+// TestLogger writes to t.Log, so logs show only when a test fails.
+func TestLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
