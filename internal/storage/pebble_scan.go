@@ -74,16 +74,9 @@ func (p *Pebble) ScanVnode(vnode uint16, fn func(ns string, key []byte, r *Recor
 	lower := appendVnodePrefix(nil, prefixData, vnode)
 	var ns string
 	return p.scan(lower, prefixEnd(lower), func(it *pebble.Iterator) (bool, error) {
-		_, nsb, key, err := decodeDataKey(it.Key())
-		if err != nil {
-			return false, err
-		}
-		val, err := it.ValueAndErr()
-		if err != nil {
-			return false, err
-		}
 		var r Record
-		if err := decodeRecordValue(val, &r); err != nil {
+		nsb, key, err := decodeDataEntry(it, &r)
+		if err != nil {
 			return false, err
 		}
 		if ns != string(nsb) { // no allocation for the comparison
@@ -244,16 +237,9 @@ func (p *Pebble) Usage() (Usage, error) {
 	defer p.exit()
 	var u Usage
 	err := p.scan([]byte{prefixData}, []byte{prefixData + 1}, func(it *pebble.Iterator) (bool, error) {
-		_, _, key, err := decodeDataKey(it.Key())
-		if err != nil {
-			return false, err
-		}
-		val, err := it.ValueAndErr()
-		if err != nil {
-			return false, err
-		}
 		var r Record
-		if err := decodeRecordValue(val, &r); err != nil {
+		_, key, err := decodeDataEntry(it, &r)
+		if err != nil {
 			return false, err
 		}
 		u.Items++
@@ -309,4 +295,18 @@ func (p *Pebble) Stats() []Stat {
 		out = append(out, Stat{"row_cache_rows", strconv.Itoa(rows)}, Stat{"row_cache_bytes", i(bytes)})
 	}
 	return out
+}
+
+// decodeDataEntry decodes the data key and record under a positioned
+// iterator. The returned slices and r.Value point into the iterator's memory.
+func decodeDataEntry(it *pebble.Iterator, r *Record) (ns, key []byte, err error) {
+	_, ns, key, err = decodeDataKey(it.Key())
+	if err != nil {
+		return nil, nil, err
+	}
+	val, err := it.ValueAndErr()
+	if err != nil {
+		return nil, nil, err
+	}
+	return ns, key, decodeRecordValue(val, r)
 }
