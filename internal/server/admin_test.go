@@ -1,11 +1,14 @@
 package server_test
 
 import (
+	"context"
 	"net"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sonae-kv/sonae/internal/testcluster"
 )
 
 func TestNamespaces(t *testing.T) {
@@ -171,4 +174,30 @@ func TestStalledClientsStayBounded(t *testing.T) {
 	eventually(t, 10*time.Second, "stalled connections gone and budget released", func() bool {
 		return n.Server.CurrentConnections() == 1 && n.Server.PendingValueBytes() == 0
 	})
+}
+
+// TestShutdownDoesNotWaitForMemory: a connection waiting for value memory
+// must not hold up a graceful shutdown. (Closing the read sides makes the
+// holder release its block, which wakes the waiter; the budget is also
+// closed on shutdown so a waiter never outlives a slow holder.)
+func TestShutdownDoesNotWaitForMemory(t *testing.T) {
+	n := testcluster.StartInProcess(t, nil, nil, func(c *configT) {
+		c.MaxPendingValueBytes = 3 << 19 // 1.5 MiB: one 1 MB block fits, two do not
+		c.IdleTimeout = durationT(time.Minute) // the budget wait is capped at 30 s
+	})
+	holder := dialRaw(t, n.Addr)
+	holder.send("set a 0 0 1000000\r\n" + strings.Repeat("x", 100)) // takes most of the budget
+	eventually(t, 5*time.Second, "the first block to hold the budget", func() bool { return n.Server.PendingValueBytes() > 0 })
+	waiter := dialRaw(t, n.Addr)
+	waiter.send("set b 0 0 1000000\r\n") // does not fit: waits
+	eventually(t, 5*time.Second, "the second connection to wait for memory", func() bool { return n.Server.PendingValueWaiters() == 1 })
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := n.Stop(ctx); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Fatalf("shutdown took %s with a connection waiting for memory", el)
+	}
 }

@@ -10,11 +10,13 @@ import (
 // connection that does not fit waits, which stops it reading (backpressure);
 // after wait it gives up and the parser answers out of memory.
 type byteBudget struct {
-	mu    sync.Mutex
-	cond  *sync.Cond
-	limit int
-	used  int
-	wait  time.Duration
+	mu      sync.Mutex
+	cond    *sync.Cond
+	limit   int
+	used    int
+	wait    time.Duration
+	closed  bool // set by close: waiters give up at once
+	waiters int  // connections blocked in Acquire
 }
 
 func newByteBudget(limit int, wait time.Duration) *byteBudget {
@@ -41,8 +43,10 @@ func (b *byteBudget) Acquire(n int) bool {
 		b.mu.Unlock()
 	})
 	defer timer.Stop()
+	b.waiters++
+	defer func() { b.waiters-- }()
 	for b.used+n > b.limit {
-		if !time.Now().Before(deadline) {
+		if b.closed || !time.Now().Before(deadline) {
 			return false
 		}
 		b.cond.Wait()
@@ -59,9 +63,25 @@ func (b *byteBudget) Release(n int) {
 	b.cond.Broadcast()
 }
 
+// close makes every waiting and future Acquire that does not fit give up,
+// so that shutdown is not held up by connections waiting for memory.
+func (b *byteBudget) close() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.cond.Broadcast()
+}
+
 // Used returns the bytes held now.
 func (b *byteBudget) Used() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.used
+}
+
+// Waiters returns how many connections are waiting for memory.
+func (b *byteBudget) Waiters() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.waiters
 }

@@ -76,7 +76,7 @@ func TestMaxConnections(t *testing.T) {
 	a.roundTrip("version\r\n", "VERSION "+versionString()+"\r\n")
 	b.roundTrip("version\r\n", "VERSION "+versionString()+"\r\n")
 	c := dialRaw(t, n.addr)
-	c.expect("SERVER_ERROR Too many open connections\r\n")
+	c.expect("ERROR Too many open connections\r\n")
 	c.expectClosed(5 * time.Second)
 	a.nc.Close()
 	eventually(t, 5*time.Second, "a freed connection slot", func() bool {

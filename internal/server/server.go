@@ -151,9 +151,11 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) accept(nc net.Conn) {
 	if s.currConns.Load() >= int64(s.cfg.MaxConnections) {
 		s.rejectedConn.Add(1)
-		// memcached answers this way when it is over maxconns.
+		// memcached's words when it is over maxconns (memcached.c,
+		// conn_listening). A fresh socket's send buffer is empty, so
+		// this write does not block the accept loop.
 		nc.SetWriteDeadline(s.clk.Now().Add(time.Second))
-		nc.Write([]byte("SERVER_ERROR Too many open connections\r\n"))
+		nc.Write([]byte("ERROR Too many open connections\r\n"))
 		nc.Close()
 		return
 	}
@@ -195,6 +197,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		c.closeRead()
 	}
 	s.mu.Unlock()
+	s.budget.close()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
@@ -240,3 +243,6 @@ func (s *Server) CurrentConnections() int64 { return s.currConns.Load() }
 
 // PendingValueBytes is the memory held by value blocks being received.
 func (s *Server) PendingValueBytes() int { return s.budget.Used() }
+
+// PendingValueWaiters is how many connections wait for value memory.
+func (s *Server) PendingValueWaiters() int { return s.budget.Waiters() }

@@ -85,6 +85,7 @@ func (s *Server) generalStats() []stat {
 		stat{"limit_maxbytes", "0"},
 		stat{"threads", strconv.Itoa(runtime.GOMAXPROCS(0))},
 		stat{"pending_value_bytes", strconv.Itoa(s.budget.Used())},
+		stat{"pending_value_waiters", strconv.Itoa(s.budget.Waiters())},
 		stat{"bytes", i64(bytes)},
 		stat{"curr_items", i64(items)},
 		stat{"total_items", i64(kc.Writes)},
