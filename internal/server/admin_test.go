@@ -182,7 +182,7 @@ func TestStalledClientsStayBounded(t *testing.T) {
 // closed on shutdown so a waiter never outlives a slow holder.)
 func TestShutdownDoesNotWaitForMemory(t *testing.T) {
 	n := testcluster.StartInProcess(t, nil, nil, func(c *configT) {
-		c.MaxPendingValueBytes = 3 << 19 // 1.5 MiB: one 1 MB block fits, two do not
+		c.MaxPendingValueBytes = 3 << 19       // 1.5 MiB: one 1 MB block fits, two do not
 		c.IdleTimeout = durationT(time.Minute) // the budget wait is capped at 30 s
 	})
 	holder := dialRaw(t, n.Addr)
