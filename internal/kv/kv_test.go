@@ -3,12 +3,9 @@ package kv_test
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"math"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,6 +15,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/sonae-kv/sonae/internal/clock"
+	"github.com/sonae-kv/sonae/internal/datadriven"
 	"github.com/sonae-kv/sonae/internal/kv"
 	"github.com/sonae-kv/sonae/internal/storage"
 )
@@ -25,8 +23,6 @@ import (
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
-
-var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata/*.txt")
 
 // testStart is where every fake clock starts: unix 1700000000, so absolute
 // exptimes in scripts read as 1700000000+N.
@@ -74,8 +70,8 @@ var engineKinds = []engineKind{
 }
 
 // TestDataDriven runs every script in testdata/ against every engine with a
-// fake clock and checks the output against the expected blocks. A script is
-// a list of cases:
+// fake clock and checks the output against the expected blocks. A script
+// (the internal/datadriven format) is a list of cases:
 //
 //	# comment
 //	<command> [word | arg=value]...
@@ -112,87 +108,15 @@ var engineKinds = []engineKind{
 // With -rewrite the expected blocks are regenerated from the memory engine
 // (review the diff before committing); pebble must still agree with it.
 func TestDataDriven(t *testing.T) {
-	files, err := filepath.Glob("testdata/*.txt")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no testdata: %v", err)
-	}
-	for _, file := range files {
-		t.Run(filepath.Base(file), func(t *testing.T) {
-			cases := parseScript(t, file)
-			for i, k := range engineKinds {
-				t.Run(k.name, func(t *testing.T) {
-					h := newHarness(t, k)
-					defer h.close()
-					for j := range cases {
-						c := &cases[j]
-						got := h.run(c.cmd)
-						if *rewrite && i == 0 {
-							c.want = got
-							continue
-						}
-						if got != c.want {
-							t.Errorf("%s:%d: %s\n got:\n%s\nwant:\n%s", file, c.line, c.cmd, got, c.want)
-						}
-					}
-				})
-			}
-			if *rewrite {
-				writeScript(t, file, cases)
-			}
-		})
-	}
-}
-
-type scriptCase struct {
-	pre  string // comments and blank lines before the case
-	line int
-	cmd  string
-	want string
-}
-
-func parseScript(t *testing.T, file string) []scriptCase {
-	t.Helper()
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(string(data), "\n")
-	var cases []scriptCase
-	var pre strings.Builder
-	for i := 0; i < len(lines); i++ {
-		l := lines[i]
-		if strings.TrimSpace(l) == "" || strings.HasPrefix(l, "#") {
-			pre.WriteString(l + "\n")
-			continue
+	datadriven.Walk(t, "testdata", func(t *testing.T, file string) {
+		for _, k := range engineKinds {
+			t.Run(k.name, func(t *testing.T) {
+				h := newHarness(t, k)
+				defer h.close()
+				datadriven.RunTest(t, file, func(_ testing.TB, d *datadriven.TestData) string { return h.run(d) })
+			})
 		}
-		if i+1 >= len(lines) || lines[i+1] != "----" {
-			t.Fatalf("%s:%d: command %q not followed by ----", file, i+1, l)
-		}
-		c := scriptCase{pre: pre.String(), line: i + 1, cmd: l}
-		pre.Reset()
-		var want []string
-		for i += 2; i < len(lines) && lines[i] != ""; i++ {
-			want = append(want, lines[i])
-		}
-		c.want = strings.Join(want, "\n")
-		cases = append(cases, c)
-	}
-	return cases
-}
-
-func writeScript(t *testing.T, file string, cases []scriptCase) {
-	t.Helper()
-	var b strings.Builder
-	for i, c := range cases {
-		pre := c.pre
-		if i > 0 {
-			pre = strings.TrimPrefix(pre, "\n") // the blank line ending the previous case
-		}
-		fmt.Fprintf(&b, "%s%s\n----\n%s\n\n", pre, c.cmd, c.want)
-	}
-	if err := os.WriteFile(file, []byte(strings.TrimRight(b.String(), "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	})
 }
 
 // harness runs script commands against one Store.
@@ -254,112 +178,20 @@ func (h *harness) label(cas uint64) string {
 	return l
 }
 
-// args is a parsed command line.
-type args struct {
-	words []string
-	kv    map[string]string
-	err   error
-}
-
-func parseArgs(line string) (string, *args) {
-	a := &args{kv: map[string]string{}}
-	toks, err := tokenize(line)
-	if err != nil || len(toks) == 0 {
-		a.err = fmt.Errorf("bad command line: %v", err)
-		return "", a
-	}
-	for _, tok := range toks[1:] {
-		k, v, ok := strings.Cut(tok, "=")
-		if !ok {
-			a.words = append(a.words, tok)
-			continue
-		}
-		if strings.HasPrefix(v, `"`) {
-			if v, err = strconv.Unquote(v); err != nil {
-				a.err = fmt.Errorf("bad quoted value in %q", tok)
-			}
-		}
-		a.kv[k] = v
-	}
-	return toks[0], a
-}
-
-// tokenize splits on spaces outside double quotes.
-func tokenize(s string) ([]string, error) {
-	var toks []string
-	var cur strings.Builder
-	inQuote, escaped := false, false
-	for _, r := range s {
-		switch {
-		case escaped:
-			escaped = false
-		case inQuote && r == '\\':
-			escaped = true
-		case r == '"':
-			inQuote = !inQuote
-		case r == ' ' && !inQuote:
-			if cur.Len() > 0 {
-				toks = append(toks, cur.String())
-				cur.Reset()
-			}
-			continue
-		}
-		cur.WriteRune(r)
-	}
-	if inQuote {
-		return nil, errors.New("unterminated quote")
-	}
-	if cur.Len() > 0 {
-		toks = append(toks, cur.String())
-	}
-	return toks, nil
-}
-
-func (a *args) str(name, def string) string {
-	if v, ok := a.kv[name]; ok {
-		return v
-	}
-	return def
-}
-
-func (a *args) uint(name string, def uint64, bits int) uint64 {
-	v, ok := a.kv[name]
-	if !ok {
-		return def
-	}
-	n, err := strconv.ParseUint(v, 10, bits)
-	if err != nil && a.err == nil {
-		a.err = fmt.Errorf("bad %s=%q", name, v)
-	}
-	return n
-}
-
-func (a *args) int(name string, def int64) int64 {
-	v, ok := a.kv[name]
-	if !ok {
-		return def
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil && a.err == nil {
-		a.err = fmt.Errorf("bad %s=%q", name, v)
-	}
-	return n
-}
-
 // cas resolves a cas= argument: a label, $last or a number.
-func (h *harness) cas(a *args) uint64 {
-	v := a.str("cas", "0")
+func (h *harness) cas(d *datadriven.TestData) uint64 {
+	v := d.Str("cas", "0")
 	switch {
 	case v == "$last":
 		return h.lastCAS
 	case strings.HasPrefix(v, "c"):
 		n, ok := h.byLabel[v]
-		if !ok && a.err == nil {
-			a.err = fmt.Errorf("unknown CAS label %s", v)
+		if !ok && d.Err == nil {
+			d.Err = fmt.Errorf("unknown CAS label %s", v)
 		}
 		return n
 	}
-	return a.uint("cas", 0, 64)
+	return d.Uint("cas", 0, 64)
 }
 
 var storeOps = map[string]kv.Op{
@@ -386,23 +218,23 @@ func fmtUnix(t time.Time) string {
 }
 
 // run executes one command and returns its output.
-func (h *harness) run(line string) (out string) {
-	cmd, a := parseArgs(line)
+func (h *harness) run(d *datadriven.TestData) (out string) {
+	cmd := d.Cmd
 	defer func() {
-		if a.err != nil {
-			out = "harness error: " + a.err.Error()
+		if d.Err != nil {
+			out = "harness error: " + d.Err.Error()
 		}
 	}()
-	ns := a.str("ns", kv.DefaultNamespace)
-	key := []byte(a.str("key", ""))
+	ns := d.Str("ns", kv.DefaultNamespace)
+	key := []byte(d.Str("key", ""))
 	ctx := context.Background()
 	if op, ok := storeOps[cmd]; ok {
 		req := kv.StoreRequest{
-			Op: op, Namespace: ns, Key: key, Value: []byte(a.str("value", "")),
-			Flags: uint32(a.uint("flags", 0, 32)), Exptime: a.int("exptime", 0),
+			Op: op, Namespace: ns, Key: key, Value: []byte(d.Str("value", "")),
+			Flags: uint32(d.Uint("flags", 0, 32)), Exptime: d.Int("exptime", 0),
 		}
 		if op == kv.OpCAS {
-			req.CAS = h.cas(a)
+			req.CAS = h.cas(d)
 		}
 		res, err := h.s.Store(req)
 		if err != nil {
@@ -431,7 +263,7 @@ func (h *harness) run(line string) (out string) {
 		}
 		return "DELETED"
 	case "touch":
-		it, ok, err := h.s.Touch(ns, key, a.int("exptime", 0))
+		it, ok, err := h.s.Touch(ns, key, d.Int("exptime", 0))
 		switch {
 		case err != nil:
 			return errLine(err)
@@ -441,7 +273,7 @@ func (h *harness) run(line string) (out string) {
 		h.lastCAS = it.CAS
 		return fmt.Sprintf("TOUCHED exptime=%d cas=%s", it.Exptime, h.label(it.CAS))
 	case "incr", "decr":
-		n, res, err := h.s.Arith(ns, key, a.uint("delta", 1, 64), cmd == "incr")
+		n, res, err := h.s.Arith(ns, key, d.Uint("delta", 1, 64), cmd == "incr")
 		switch {
 		case err != nil:
 			return errLine(err)
@@ -450,18 +282,18 @@ func (h *harness) run(line string) (out string) {
 		}
 		return strconv.FormatUint(n, 10)
 	case "flush":
-		return errLine(h.s.FlushAll(ns, a.int("delay", 0)))
+		return errLine(h.s.FlushAll(ns, d.Int("delay", 0)))
 	case "advance":
-		if len(a.words) != 1 {
-			a.err = errors.New("advance wants one duration")
+		if len(d.Words()) != 1 {
+			d.Err = errors.New("advance wants one duration")
 			return ""
 		}
-		d, err := time.ParseDuration(a.words[0])
+		dur, err := time.ParseDuration(d.Words()[0])
 		if err != nil {
-			a.err = err
+			d.Err = err
 			return ""
 		}
-		h.clk.Set(h.clk.Now().Add(d))
+		h.clk.Set(h.clk.Now().Add(dur))
 		return "now=" + fmtUnix(h.clk.Now())
 	case "reclaim":
 		n, err := h.s.ReclaimExpired(ctx)
@@ -494,7 +326,7 @@ func (h *harness) run(line string) (out string) {
 	case "reopen":
 		return errLine(h.reopen())
 	}
-	a.err = fmt.Errorf("unknown command %q", cmd)
+	d.Err = fmt.Errorf("unknown command %q", cmd)
 	return ""
 }
 

@@ -58,6 +58,9 @@ var importRules = map[string]importRule{
 	"internal/testcluster": {allow: []string{"internal/config", "internal/clock", "internal/server"}},
 	// Lint-as-tests; its only non-test file is doc.go.
 	"internal/lint": {},
+	// Script runner for data-driven tests (storage, kv): a leaf. Only
+	// _test.go files import it (it registers the -rewrite flag).
+	"internal/datadriven": {},
 	// The public Go client: must not depend on anything internal.
 	"client": {},
 	// The admin CLI talks to nodes over the wire only: never server, kv or

@@ -1,21 +1,16 @@
 package storage
 
 import (
-	"errors"
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
-)
 
-var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata/*.txt")
+	"github.com/sonae-kv/sonae/internal/datadriven"
+)
 
 // TestDataDriven runs every script in testdata/ against every engine kind
 // and checks the output against the expected blocks, so all engines must
-// behave identically. A script is a list of cases:
+// behave identically. The script format is internal/datadriven's:
 //
 //	# comment
 //	<command> [arg=value | word]...
@@ -24,92 +19,20 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 //	<blank line>
 //
 // Values may be Go-quoted ("a b"). With -rewrite the expected blocks are
-// regenerated from the memory engine (after reviewing the diff, commit them);
-// the other engines must still agree with it. Commands are documented in
-// runCommand.
+// regenerated from the memory engine, the first kind (after reviewing the
+// diff, commit them); the other engines must still agree with it. Commands
+// are documented in harness.run.
 func TestDataDriven(t *testing.T) {
-	files, err := filepath.Glob("testdata/*.txt")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no testdata: %v", err)
-	}
-	for _, file := range files {
-		t.Run(filepath.Base(file), func(t *testing.T) {
-			cases := parseScript(t, file)
-			for i, k := range engineKinds {
-				t.Run(k.name, func(t *testing.T) {
-					h := &harness{t: t, kind: k, dir: t.TempDir()}
-					h.e = k.open(t, h.dir)
-					defer h.close()
-					for j := range cases {
-						c := &cases[j]
-						got := h.run(c.cmd)
-						if *rewrite && i == 0 {
-							c.want = got
-							continue
-						}
-						if got != c.want {
-							t.Errorf("%s:%d: %s\n got:\n%s\nwant:\n%s", file, c.line, c.cmd, got, c.want)
-						}
-					}
-				})
-			}
-			if *rewrite {
-				writeScript(t, file, cases)
-			}
-		})
-	}
-}
-
-type scriptCase struct {
-	pre  string // comments and blank lines before the case
-	line int
-	cmd  string
-	want string
-}
-
-func parseScript(t *testing.T, file string) []scriptCase {
-	t.Helper()
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(string(data), "\n")
-	var cases []scriptCase
-	var pre strings.Builder
-	for i := 0; i < len(lines); i++ {
-		l := lines[i]
-		if strings.TrimSpace(l) == "" || strings.HasPrefix(l, "#") {
-			pre.WriteString(l + "\n")
-			continue
+	datadriven.Walk(t, "testdata", func(t *testing.T, file string) {
+		for _, k := range engineKinds {
+			t.Run(k.name, func(t *testing.T) {
+				h := &harness{t: t, kind: k, dir: t.TempDir()}
+				h.e = k.open(t, h.dir)
+				defer h.close()
+				datadriven.RunTest(t, file, func(_ testing.TB, d *datadriven.TestData) string { return h.run(d) })
+			})
 		}
-		if i+1 >= len(lines) || lines[i+1] != "----" {
-			t.Fatalf("%s:%d: command %q not followed by ----", file, i+1, l)
-		}
-		c := scriptCase{pre: pre.String(), line: i + 1, cmd: l}
-		pre.Reset()
-		var want []string
-		for i += 2; i < len(lines) && lines[i] != ""; i++ {
-			want = append(want, lines[i])
-		}
-		c.want = strings.Join(want, "\n")
-		cases = append(cases, c)
-	}
-	return cases
-}
-
-func writeScript(t *testing.T, file string, cases []scriptCase) {
-	t.Helper()
-	var b strings.Builder
-	for i, c := range cases {
-		pre := c.pre
-		if i > 0 {
-			pre = strings.TrimPrefix(pre, "\n") // the blank line ending the previous case
-		}
-		fmt.Fprintf(&b, "%s%s\n----\n%s\n\n", pre, c.cmd, c.want)
-	}
-	if err := os.WriteFile(file, []byte(strings.TrimRight(b.String(), "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	})
 }
 
 // harness runs script commands against one engine.
@@ -124,107 +47,6 @@ func (h *harness) close() {
 	if h.e != nil {
 		_ = h.e.Close()
 	}
-}
-
-// args is a parsed command line.
-type args struct {
-	words []string
-	kv    map[string]string
-	err   error
-}
-
-func parseArgs(s string) (cmd string, a *args) {
-	a = &args{kv: map[string]string{}}
-	toks, err := tokenize(s)
-	if err != nil || len(toks) == 0 {
-		a.err = fmt.Errorf("bad command line: %v", err)
-		return "", a
-	}
-	for _, tok := range toks[1:] {
-		k, v, ok := strings.Cut(tok, "=")
-		if !ok {
-			a.words = append(a.words, tok)
-			continue
-		}
-		if strings.HasPrefix(v, `"`) {
-			if v, err = strconv.Unquote(v); err != nil {
-				a.err = fmt.Errorf("bad quoted value in %q", tok)
-			}
-		}
-		a.kv[k] = v
-	}
-	return toks[0], a
-}
-
-// tokenize splits on spaces outside double quotes.
-func tokenize(s string) ([]string, error) {
-	var toks []string
-	var cur strings.Builder
-	inQuote, escaped := false, false
-	for _, r := range s {
-		switch {
-		case escaped:
-			escaped = false
-		case inQuote && r == '\\':
-			escaped = true
-		case r == '"':
-			inQuote = !inQuote
-		case r == ' ' && !inQuote:
-			if cur.Len() > 0 {
-				toks = append(toks, cur.String())
-				cur.Reset()
-			}
-			continue
-		}
-		cur.WriteRune(r)
-	}
-	if inQuote {
-		return nil, errors.New("unterminated quote")
-	}
-	if cur.Len() > 0 {
-		toks = append(toks, cur.String())
-	}
-	return toks, nil
-}
-
-func (a *args) str(name, def string) string {
-	if v, ok := a.kv[name]; ok {
-		return v
-	}
-	return def
-}
-
-func (a *args) uint(name string, def uint64, bits int) uint64 {
-	v, ok := a.kv[name]
-	if !ok {
-		return def
-	}
-	n, err := strconv.ParseUint(v, 10, bits)
-	if err != nil && a.err == nil {
-		a.err = fmt.Errorf("bad %s=%q", name, v)
-	}
-	return n
-}
-
-func (a *args) int(name string, def int64) int64 {
-	v, ok := a.kv[name]
-	if !ok {
-		return def
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil && a.err == nil {
-		a.err = fmt.Errorf("bad %s=%q", name, v)
-	}
-	return n
-}
-
-func (a *args) has(word string) bool {
-	for _, w := range a.words {
-		if w == word {
-			return true
-		}
-	}
-	return false
 }
 
 func fmtRecord(r *Record) string {
@@ -264,31 +86,28 @@ func errLine(err error) string {
 //
 // Listing commands print "(none)" when they list nothing and end with an
 // error line if the scan failed.
-func (h *harness) run(line string) string {
-	cmd, a := parseArgs(line)
-	if a.err != nil {
-		return "harness error: " + a.err.Error()
-	}
-	vnode := uint16(a.uint("vnode", 0, 16))
-	ns := a.str("ns", "default")
-	key := []byte(a.str("key", ""))
+func (h *harness) run(d *datadriven.TestData) string {
+	cmd := d.Cmd
+	vnode := uint16(d.Uint("vnode", 0, 16))
+	ns := d.Str("ns", "default")
+	key := []byte(d.Str("key", ""))
 	var out []string
 	var err error
 	switch cmd {
 	case "apply":
-		c := &Change{Vnode: vnode, Seq: a.uint("seq", 0, 64), Namespace: ns, Key: key, Op: OpPut}
+		c := &Change{Vnode: vnode, Seq: d.Uint("seq", 0, 64), Namespace: ns, Key: key, Op: OpPut}
 		switch {
-		case a.has("delete"):
+		case d.HasWord("delete"):
 			c.Op = OpDelete
-		case a.has("badop"):
+		case d.HasWord("badop"):
 			c.Op = 9
 		}
 		c.Record = Record{
-			Value:   []byte(a.str("value", "")),
-			Flags:   uint32(a.uint("flags", 0, 32)),
-			Exptime: a.int("exptime", 0),
-			CAS:     a.uint("cas", 0, 64),
-			Version: Version{Time: a.uint("time", 0, 64), Origin: uint32(a.uint("origin", 0, 32))},
+			Value:   []byte(d.Str("value", "")),
+			Flags:   uint32(d.Uint("flags", 0, 32)),
+			Exptime: d.Int("exptime", 0),
+			CAS:     d.Uint("cas", 0, 64),
+			Version: Version{Time: d.Uint("time", 0, 64), Origin: uint32(d.Uint("origin", 0, 32))},
 		}
 		err = h.e.Apply(c)
 	case "get":
@@ -301,7 +120,7 @@ func (h *harness) run(line string) string {
 	case "seqs":
 		return fmt.Sprintf("first=%d last=%d", h.e.FirstSeq(vnode), h.e.LastSeq(vnode))
 	case "scanlog":
-		err = h.e.ScanLog(vnode, a.uint("from", 1, 64), func(c *Change) error {
+		err = h.e.ScanLog(vnode, d.Uint("from", 1, 64), func(c *Change) error {
 			out = append(out, fmtChange(c))
 			return nil
 		})
@@ -311,28 +130,28 @@ func (h *harness) run(line string) string {
 			return nil
 		})
 	case "trimlog":
-		err = h.e.TrimLog(vnode, a.uint("before", 0, 64))
+		err = h.e.TrimLog(vnode, d.Uint("before", 0, 64))
 	case "dropvnode":
 		err = h.e.DropVnode(vnode)
 	case "dropns":
 		err = h.e.DropNamespace(ns)
 	case "expiry":
-		err = h.e.ExpiryCandidates(a.int("now", 0), int(a.int("limit", 100)), func(r ExpiryRef) error {
+		err = h.e.ExpiryCandidates(d.Int("now", 0), int(d.Int("limit", 100)), func(r ExpiryRef) error {
 			out = append(out, fmt.Sprintf("exptime=%d vnode=%d ns=%s key=%q", r.Exptime, r.Vnode, r.Namespace, r.Key))
 			return nil
 		})
 	case "dropexpiry":
-		err = h.e.DropExpiryRef(ExpiryRef{Exptime: a.int("exptime", 0), Vnode: vnode, Namespace: ns, Key: key})
+		err = h.e.DropExpiryRef(ExpiryRef{Exptime: d.Int("exptime", 0), Vnode: vnode, Namespace: ns, Key: key})
 	case "usage":
 		var u Usage
 		if u, err = h.e.Usage(); err == nil {
 			return fmt.Sprintf("items=%d bytes=%d maxversion=%d", u.Items, u.Bytes, u.MaxVersion)
 		}
 	case "putmeta":
-		err = h.e.PutMeta(a.str("name", ""), []byte(a.str("value", "")))
+		err = h.e.PutMeta(d.Str("name", ""), []byte(d.Str("value", "")))
 	case "getmeta":
 		var v []byte
-		if v, err = h.e.GetMeta(a.str("name", "")); err == nil {
+		if v, err = h.e.GetMeta(d.Str("name", "")); err == nil {
 			return fmt.Sprintf("%q", v)
 		}
 	case "reopen":
@@ -346,8 +165,8 @@ func (h *harness) run(line string) string {
 	default:
 		return "harness error: unknown command " + cmd
 	}
-	if a.err != nil {
-		return "harness error: " + a.err.Error()
+	if d.Err != nil {
+		return "harness error: " + d.Err.Error()
 	}
 	switch cmd {
 	case "scanlog", "scanvnode", "expiry":
