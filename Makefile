@@ -4,7 +4,7 @@ SHELL := bash
 GO ?= go
 PKGS := ./...
 
-.PHONY: all build test test-race soak fuzz bench lint tidy-check deps clean
+.PHONY: all build test soak fuzz bench lint tidy-check deps clean
 
 all: build test
 
@@ -23,13 +23,17 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-## soak: the long versions of the fault tests, plus a minute of fuzzing.
+## soak: longer fault runs for CI (about 10 minutes): 20 kill -9 cycles per
+## durability policy, 1500 stalled clients, 20x the property-test cases, and
+## 3 minutes of fuzzing.
 soak: deps
-	SONAE_SOAK=1 $(GO) test -count=1 -timeout 30m -run 'Kill9|Stalled|Rapid' ./tests/... ./internal/...
-	$(MAKE) fuzz
+	SONAE_SOAK=1 $(GO) test -count=1 -timeout 30m -run 'Kill9|Stalled' ./tests/crash/ ./internal/server/
+	$(GO) test -count=1 -timeout 30m -run 'Rapid' ./internal/storage/ ./internal/kv/ -rapid.checks=2000
+	$(MAKE) fuzz FUZZTIME=180s
 
+FUZZTIME ?= 60s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzParser -fuzztime 60s ./internal/protocol/
+	$(GO) test -run '^$$' -fuzz FuzzParser -fuzztime $(FUZZTIME) ./internal/protocol/
 
 ## bench: sonaed (memory, pebble) against memcached, alternating rounds.
 bench:
