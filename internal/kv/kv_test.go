@@ -82,9 +82,14 @@ var engineKinds = []engineKind{
 // Values may be Go-quoted (value="a b"). ns defaults to "default". Commands
 // (see harness.run for the output of each):
 //
-//	set|add|replace|append|prepend|cas key= value= [ns=] [flags=] [exptime=] [cas=]
+//	set|add|replace|append|prepend|cas key= value= [ns=] [flags=] [exptime=] [cas=] [showcas]
+//	                              (showcas: StoreCAS, printing the new CAS)
 //	get key= [ns=]                value= flags= exptime= cas=, or "miss"
-//	delete key= [ns=]             DELETED | NOT_FOUND
+//	delete key= [ns=] [cas=]      DELETED | NOT_FOUND (| EXISTS with cas=: DeleteCAS)
+//	gettouch key= exptime= [ns=]  GetAndTouch: the item and its previous exptime, or "miss"
+//	ma key= [delta=] [decr] [cas=] [vivify initial= newexptime=] [exptime=]
+//	                              MetaArith: value= exptime= prev= flags= cas= created=
+//	                              | NOT_FOUND | EXISTS
 //	touch key= exptime= [ns=]     TOUCHED exptime= cas= | NOT_FOUND
 //	incr|decr key= delta= [ns=]   the new number | NOT_FOUND
 //	flush [ns=] [delay=]          flush_all, immediate or delayed (seconds)
@@ -201,6 +206,7 @@ var storeOps = map[string]kv.Op{
 
 var resultNames = map[kv.Result]string{
 	kv.Stored: "STORED", kv.NotStored: "NOT_STORED", kv.Exists: "EXISTS", kv.NotFound: "NOT_FOUND",
+	kv.Deleted: "DELETED",
 }
 
 func errLine(err error) string {
@@ -233,8 +239,16 @@ func (h *harness) run(d *datadriven.TestData) (out string) {
 			Op: op, Namespace: ns, Key: key, Value: []byte(d.Str("value", "")),
 			Flags: uint32(d.Uint("flags", 0, 32)), Exptime: d.Int("exptime", 0),
 		}
-		if op == kv.OpCAS {
-			req.CAS = h.cas(d)
+		req.CAS = h.cas(d)
+		if d.HasWord("showcas") {
+			res, cas, err := h.s.StoreCAS(req)
+			switch {
+			case err != nil:
+				return errLine(err)
+			case res != kv.Stored:
+				return fmt.Sprintf("%s cas=%d", resultNames[res], cas)
+			}
+			return "STORED cas=" + h.label(cas)
 		}
 		res, err := h.s.Store(req)
 		if err != nil {
@@ -254,6 +268,13 @@ func (h *harness) run(d *datadriven.TestData) (out string) {
 		h.lastCAS = it.CAS
 		return fmt.Sprintf("value=%q flags=%d exptime=%d cas=%s", it.Value, it.Flags, it.Exptime, h.label(it.CAS))
 	case "delete":
+		if _, ok := d.Arg("cas"); ok {
+			res, err := h.s.DeleteCAS(ns, key, h.cas(d))
+			if err != nil {
+				return errLine(err)
+			}
+			return resultNames[res]
+		}
 		ok, err := h.s.Delete(ns, key)
 		switch {
 		case err != nil:
@@ -272,6 +293,34 @@ func (h *harness) run(d *datadriven.TestData) (out string) {
 		}
 		h.lastCAS = it.CAS
 		return fmt.Sprintf("TOUCHED exptime=%d cas=%s", it.Exptime, h.label(it.CAS))
+	case "gettouch":
+		it, prev, ok, err := h.s.GetAndTouch(ns, key, d.Int("exptime", 0))
+		switch {
+		case err != nil:
+			return errLine(err)
+		case !ok:
+			return "miss"
+		}
+		h.lastCAS = it.CAS
+		return fmt.Sprintf("value=%q flags=%d exptime=%d prev=%d cas=%s", it.Value, it.Flags, it.Exptime, prev, h.label(it.CAS))
+	case "ma":
+		req := kv.ArithRequest{
+			Delta: d.Uint("delta", 1, 64), Incr: !d.HasWord("decr"), CAS: h.cas(d),
+			Vivify: d.HasWord("vivify"), Initial: d.Uint("initial", 0, 64), NewExptime: d.Int("newexptime", 0),
+		}
+		if _, ok := d.Arg("exptime"); ok {
+			req.Touch, req.Exptime = true, d.Int("exptime", 0)
+		}
+		r, res, err := h.s.MetaArith(ns, key, req)
+		switch {
+		case err != nil:
+			return errLine(err)
+		case res != kv.Stored:
+			return resultNames[res]
+		}
+		h.lastCAS = r.Item.CAS
+		return fmt.Sprintf("value=%d exptime=%d prev=%d flags=%d cas=%s created=%v",
+			r.Value, r.Item.Exptime, r.PrevExptime, r.Item.Flags, h.label(r.Item.CAS), r.Created)
 	case "incr", "decr":
 		n, res, err := h.s.Arith(ns, key, d.Uint("delta", 1, 64), cmd == "incr")
 		switch {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +42,8 @@ const (
 	NotStored
 	Exists
 	NotFound
+	// Deleted is DeleteCAS's success.
+	Deleted
 )
 
 // Item is what a read returns.
@@ -317,7 +320,9 @@ type StoreRequest struct {
 	Value     []byte
 	Flags     uint32
 	Exptime   int64 // as sent by the client
-	CAS       uint64
+	// CAS is the expected CAS of OpCAS. For OpAppend and OpPrepend a
+	// non-zero CAS must also match (memcached's ms with C), else Exists.
+	CAS uint64
 }
 
 // Op is a storage command.
@@ -335,7 +340,15 @@ const (
 
 // Store runs one storage command.
 func (s *Store) Store(req StoreRequest) (Result, error) {
+	res, _, err := s.StoreCAS(req)
+	return res, err
+}
+
+// StoreCAS runs one storage command and also returns the new CAS when the
+// item was stored (0 otherwise).
+func (s *Store) StoreCAS(req StoreRequest) (Result, uint64, error) {
 	var res Result
+	var cas uint64
 	err := s.withKey(req.Namespace, req.Key, func(vn uint16, old storage.Record, found, live bool, now time.Time) error {
 		switch req.Op {
 		case OpAdd:
@@ -346,6 +359,10 @@ func (s *Store) Store(req StoreRequest) (Result, error) {
 		case OpReplace, OpAppend, OpPrepend:
 			if !live {
 				res = NotStored
+				return nil
+			}
+			if req.Op != OpReplace && req.CAS != 0 && old.CAS != req.CAS {
+				res = Exists
 				return nil
 			}
 		case OpCAS:
@@ -379,17 +396,22 @@ func (s *Store) Store(req StoreRequest) (Result, error) {
 			}
 			r.Value, r.Flags, r.Exptime = joined, old.Flags, old.Exptime
 		}
-		res = Stored
-		if expired(r.Exptime, now) {
-			// Stored, but already expired: nothing must remain visible.
-			if found {
-				return s.remove(vn, req.Namespace, req.Key, &old)
-			}
-			return nil
-		}
-		return s.put(vn, req.Namespace, req.Key, oldPtr(&old, found), r)
+		res, cas = Stored, r.CAS
+		return s.putOrExpire(vn, req.Namespace, req.Key, &old, found, r, now)
 	})
-	return res, err
+	return res, cas, err
+}
+
+// putOrExpire writes r, or, when r is already expired, removes whatever
+// record is there so that nothing stays visible. Callers hold the lock.
+func (s *Store) putOrExpire(vn uint16, name string, key []byte, old *storage.Record, found bool, r storage.Record, now time.Time) error {
+	if expired(r.Exptime, now) {
+		if found {
+			return s.remove(vn, name, key, old)
+		}
+		return nil
+	}
+	return s.put(vn, name, key, oldPtr(old, found), r)
 }
 
 // Delete removes ns/key and reports whether a visible item was there.
@@ -415,23 +437,25 @@ func (s *Store) Drop(name string, key []byte) error {
 // Touch sets a new exptime on a visible item. With get it also returns the
 // item (gat).
 func (s *Store) Touch(name string, key []byte, exptime int64) (Item, bool, error) {
-	var it Item
-	var ok bool
-	err := s.withKey(name, key, func(vn uint16, old storage.Record, found, live bool, now time.Time) error {
+	it, _, ok, err := s.GetAndTouch(name, key, exptime)
+	return it, ok, err
+}
+
+// GetAndTouch is Touch that also returns the item's exptime from before the
+// touch (meta mg with T reports either, depending on the flag order).
+func (s *Store) GetAndTouch(name string, key []byte, exptime int64) (it Item, prevExptime int64, ok bool, err error) {
+	err = s.withKey(name, key, func(vn uint16, old storage.Record, found, live bool, now time.Time) error {
 		if !live {
 			return nil
 		}
-		ok = true
+		ok, prevExptime = true, old.Exptime
 		r := old
 		r.Exptime = AbsExptime(exptime, now)
 		r.Version = s.version() // touch is a change replicas must see; CAS stays
 		it = itemOf(&r)
-		if expired(r.Exptime, now) {
-			return s.remove(vn, name, key, &old)
-		}
-		return s.put(vn, name, key, &old, r)
+		return s.putOrExpire(vn, name, key, &old, true, r, now)
 	})
-	return it, ok, err
+	return it, prevExptime, ok, err
 }
 
 // Arith runs incr (incr=true) or decr with memcached's rules: the value must
@@ -444,34 +468,45 @@ func (s *Store) Arith(name string, key []byte, delta uint64, incr bool) (uint64,
 		if !live {
 			return nil
 		}
-		cur, ok := parseCounter(old.Value)
+		num, cur, ok := applyDelta(old.Value, delta, incr)
 		if !ok {
 			return ErrNonNumeric
 		}
-		switch {
-		case incr:
-			cur += delta
-		case delta > cur:
-			cur = 0
-		default:
-			cur -= delta
-		}
 		out, res = cur, Stored
-		num := fmt.Appendf(nil, "%d", cur)
-		if len(num) < len(old.Value) {
-			pad := make([]byte, len(old.Value))
-			copy(pad, num)
-			for i := len(num); i < len(pad); i++ {
-				pad[i] = ' '
-			}
-			num = pad
-		}
 		v := s.version()
 		r := old
 		r.Value, r.CAS, r.Version = num, v.Time, v
 		return s.put(vn, name, key, &old, r)
 	})
 	return out, res, err
+}
+
+// applyDelta computes incr/decr on a stored value: the new value to store
+// (padded to the old length when shorter) and the number, or false when the
+// value is not a number.
+func applyDelta(value []byte, delta uint64, incr bool) ([]byte, uint64, bool) {
+	cur, ok := parseCounter(value)
+	if !ok {
+		return nil, 0, false
+	}
+	switch {
+	case incr:
+		cur += delta
+	case delta > cur:
+		cur = 0
+	default:
+		cur -= delta
+	}
+	num := strconv.AppendUint(nil, cur, 10)
+	if len(num) < len(value) {
+		pad := make([]byte, len(value))
+		copy(pad, num)
+		for i := len(num); i < len(pad); i++ {
+			pad[i] = ' '
+		}
+		num = pad
+	}
+	return num, cur, true
 }
 
 // parseCounter reads a stored value as memcached's safe_strtoull does on the

@@ -15,6 +15,9 @@
 //     block is NOT consumed (memcached reads it as the next command), except
 //     when the size alone is the problem (too large), where the block is
 //     swallowed.
+//   - The meta commands mg, md and ma are checked here up to their flags
+//     (Request.Meta); ms also carries a data block, read as set's. An ms
+//     whose flags are bad has its block swallowed (see meta.go).
 //   - A line longer than the configured limit ends the connection after
 //     "CLIENT_ERROR line too long" (memcached closes silently).
 package protocol

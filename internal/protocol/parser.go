@@ -82,18 +82,24 @@ type Request struct {
 	// Tokens are the space-separated words of the command line, the command
 	// name first. Empty for KindError/KindFatal.
 	Tokens [][]byte
-	// Reply is the error line for KindError and KindFatal.
+	// Reply is the error line for KindError and KindFatal. On a KindCommand
+	// ms it means the data block was refused (too large, out of memory) and
+	// is being discarded: the server acts on it and answers Reply.
 	Reply string
 	// Noreply is set when the command line ended with "noreply".
 	Noreply bool
 
-	// Storage commands only: the parsed line and the data block.
+	// Storage commands only: the parsed line and the data block. Key and
+	// Data are also set for meta commands (Key decoded if base64).
 	Op      StorageOp
 	Key     []byte
 	Flags   uint32
 	Exptime int64
 	CAS     uint64
 	Data    []byte
+
+	// Meta is set (Meta.Cmd != 0) for mg, ms, md and ma.
+	Meta Meta
 }
 
 // Budget bounds the memory held by data blocks being received, across all
@@ -128,6 +134,7 @@ type Parser struct {
 	handed    bool   // the last call returned a request that may hold data
 	req       Request
 	tokens    [][]byte
+	keyBuf    []byte // a meta command's decoded base64 key
 }
 
 // NewParser returns a parser for lines up to maxLine bytes and items up to
@@ -226,16 +233,20 @@ func (p *Parser) Next(in []byte) (int, *Request) {
 			i := bytes.IndexByte(rest, '\n')
 			if i < 0 {
 				p.line = append(p.line, rest...)
+				// The line limit is checked first, so that a limit below
+				// junkLineLimit gives the same answer however the input
+				// is cut (reads are smaller than the default limit, so
+				// the junk rule still applies first there).
+				if len(p.line) > p.maxLine {
+					p.line = p.line[:0]
+					return len(in), p.errorRequest(KindFatal, ReplyLineTooLong)
+				}
 				if len(p.line) > junkLineLimit && !isGetLine(p.line) {
 					// memcached's rule: this much without a newline can
 					// only be junk, unless it is a multi-get. It closes
 					// without a word.
 					p.line = p.line[:0]
 					return len(in), p.errorRequest(KindFatal, "")
-				}
-				if len(p.line) > p.maxLine {
-					p.line = p.line[:0]
-					return len(in), p.errorRequest(KindFatal, ReplyLineTooLong)
 				}
 				return len(in), nil
 			}
@@ -296,7 +307,9 @@ func (p *Parser) keepLine(line []byte) {
 		off := cap(line) - cap(t) // t is a sub-slice of line
 		p.req.Tokens[i] = p.line[off : off+len(t)]
 	}
-	p.req.Key = p.req.Tokens[1]
+	if !p.req.Meta.Binary {
+		p.req.Key = p.req.Tokens[1]
+	}
 	// Empty again: p.line only carries a partial line. The copy stays
 	// intact in the backing array until the next line is read, which is
 	// after this request has been returned and handled.
@@ -340,6 +353,9 @@ func (p *Parser) parseLine(line []byte) *Request {
 	p.req = Request{Kind: KindCommand, Tokens: toks}
 	if len(toks) == 0 {
 		return p.errorRequest(KindError, ReplyError)
+	}
+	if isMetaCommand(toks[0]) {
+		return p.parseMeta(toks)
 	}
 	op, ok := storageOps[string(toks[0])]
 	if !ok {

@@ -57,33 +57,43 @@ func (p *Parser) parseStorage(op StorageOp, toks [][]byte) *Request {
 		Kind: KindCommand, Tokens: toks, Op: op, Key: key, Flags: flags,
 		Exptime: int64(exptime), CAS: cas, Noreply: noreply,
 	}
-	total := int(vlen) + 2
-	if !ItemFits(len(key), flags, int(vlen), p.maxItem) {
+	if refusal := p.startBlock(len(key), flags, int(vlen)); refusal != "" {
 		// memcached answers at once and swallows the block; set also
 		// drops the old value, which the server does on seeing Op.
-		p.state = stateSwallow
-		p.remaining = total
 		p.req.Kind = KindError
-		p.req.Reply = ReplyTooLarge
+		p.req.Reply = refusal
 		return &p.req
 	}
-	if p.budget != nil {
+	return nil
+}
+
+// startBlock gets ready to read a data block of vlen bytes and its CRLF for
+// the request in p.req. It returns "" when the block is to be read, or the
+// reply refusing it (too large, or no memory budget); a refused block is
+// swallowed.
+func (p *Parser) startBlock(keyLen int, flags uint32, vlen int) string {
+	total := vlen + 2
+	refusal := ""
+	if !ItemFits(keyLen, flags, vlen, p.maxItem) {
+		refusal = ReplyTooLarge
+	} else if p.budget != nil {
 		if !p.budget.Acquire(total) {
-			p.state = stateSwallow
-			p.remaining = total
-			p.req.Kind = KindError
-			p.req.Reply = ReplyOutOfMemory
-			return &p.req
+			refusal = ReplyOutOfMemory
+		} else {
+			p.reserved = total
 		}
-		p.reserved = total
+	}
+	p.remaining = total
+	if refusal != "" {
+		p.state = stateSwallow
+		return refusal
 	}
 	p.state = stateData
-	p.remaining = total
 	p.req.Data = nil
 	if cap(p.data) < total && total <= 64<<10 {
 		p.data = make([]byte, 0, max(total, 4096))
 	}
-	return nil
+	return ""
 }
 
 // ItemOverhead is the per-item header memcached 1.6 counts against its item

@@ -48,6 +48,8 @@ func (c *conn) dispatch(req *protocol.Request) {
 			return
 		}
 		c.cmdTouch(toks)
+	case "mg", "ms", "md", "ma", "mn", "me":
+		c.cmdMeta(req)
 	case "flush_all":
 		c.cmdFlushAll(toks, nt)
 	case "version":
