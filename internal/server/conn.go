@@ -13,7 +13,14 @@ import (
 	"github.com/sonae-kv/sonae/internal/protocol"
 )
 
-const readBufferSize = 16 << 10
+// Per-connection buffers start small so that thousands of idle or stalled
+// clients cost little; the read buffer doubles while reads fill it (large
+// values, deep pipelines) and halves again when they stop.
+const (
+	minReadBuffer = 4 << 10
+	maxReadBuffer = 64 << 10
+	writeBuffer   = 8 << 10 // larger replies bypass it (bufio writes them through)
+)
 
 // conn is one client connection. Its goroutine owns every field except
 // stats (read by `stats` from other connections) and nc (closed by Shutdown).
@@ -48,7 +55,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		nc:        nc,
 		id:        s.connSeq.Add(1),
 		parser:    protocol.NewParser(s.cfg.MaxLineLength, s.cfg.MaxItemSize, s.budget),
-		w:         bufio.NewWriterSize(nc, 16<<10),
+		w:         bufio.NewWriterSize(nc, writeBuffer),
 		namespace: kv.DefaultNamespace,
 		scratch:   make([]byte, 0, 64),
 	}
@@ -82,9 +89,10 @@ func (c *conn) closeRead() {
 func (c *conn) serve() {
 	defer c.parser.Close()
 	defer c.nc.Close()
-	buf := make([]byte, readBufferSize)
+	buf := make([]byte, minReadBuffer)
 	for {
 		n, err := c.nc.Read(buf)
+		next := len(buf)
 		if n > 0 {
 			c.reads.Add(1)
 			c.stats.bytesRead.Add(int64(n))
@@ -95,6 +103,16 @@ func (c *conn) serve() {
 			if !c.flush() {
 				return
 			}
+			switch {
+			case n == len(buf) && len(buf) < maxReadBuffer:
+				next = 2 * len(buf)
+			case n < len(buf)/8 && len(buf) > minReadBuffer:
+				next = len(buf) / 2
+			}
+		}
+		if next != len(buf) {
+			// The parser copies what it keeps, so the old buffer is free.
+			buf = make([]byte, next)
 		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, os.ErrDeadlineExceeded) {
