@@ -35,7 +35,7 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(&cfg, stderr)
-	runtime.GOMAXPROCS(cfg.EffectiveThreads(runtime.NumCPU()))
+	runtime.GOMAXPROCS(cfg.EffectiveThreads(runtime.GOMAXPROCS(0)))
 	node, err := server.Start(cfg, nil, clock.Real{}, log)
 	if err != nil {
 		log.Error("start failed", "error", err)
@@ -91,7 +91,7 @@ func loadConfig(args []string, stderr io.Writer) (config.Config, error) {
 	fs.IntVar(&f.ChangeLogRetainEntries, "changelog-retain-entries", f.ChangeLogRetainEntries, "change-log entries kept per vnode, at most")
 	fs.Var(&f.ChangeLogRetainAge, "changelog-retain-age", "change-log entries older than this are dropped")
 	fs.Var(&f.ExpiryScanInterval, "expiry-scan-interval", "how often expired items are reclaimed")
-	fs.IntVarP(&f.Threads, "threads", "t", f.Threads, "threads running Go code (GOMAXPROCS), like memcached -t; 0 = max(4, CPUs)")
+	fs.IntVarP(&f.Threads, "threads", "t", f.Threads, "threads running Go code (GOMAXPROCS), like memcached -t; 0 = the CPUs available")
 	fs.StringVar(&f.LogLevel, "log-level", f.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&f.LogFormat, "log-format", f.LogFormat, "text or json")
 	fs.Usage = func() {

@@ -119,11 +119,8 @@ func TestYAMLRoundTrip(t *testing.T) {
 
 func TestEffectiveThreads(t *testing.T) {
 	c := Default()
-	if got := c.EffectiveThreads(2); got != 4 {
-		t.Errorf("default on 2 CPUs = %d, want 4 (memcached's default)", got)
-	}
-	if got := c.EffectiveThreads(16); got != 16 {
-		t.Errorf("default on 16 CPUs = %d, want 16", got)
+	if got := c.EffectiveThreads(6); got != 6 {
+		t.Errorf("default = %d, want the runtime's 6", got)
 	}
 	c.Threads = 3
 	if got := c.EffectiveThreads(16); got != 3 {
