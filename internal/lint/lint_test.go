@@ -44,6 +44,8 @@ var importRules = map[string]importRule{
 	// Engines and the Engine interface: knows nothing of items, routing or
 	// the server.
 	"internal/storage": {},
+	// hashicorp/raft wiring, bbolt LogStore/StableStore, hclog adapter: a leaf.
+	"internal/consensus": {},
 	// memcached item semantics over an Engine.
 	"internal/kv": {allow: []string{"internal/clock", "internal/routing", "internal/storage"}},
 	// Composes a node: listeners, connections, dispatch onto kv.
