@@ -46,6 +46,8 @@ var importRules = map[string]importRule{
 	"internal/storage": {},
 	// hashicorp/raft wiring, bbolt LogStore/StableStore, hclog adapter: a leaf.
 	"internal/consensus": {},
+	// serf/memberlist wiring behind sonae types (events, tags, queries): a leaf.
+	"internal/membership": {},
 	// memcached item semantics over an Engine.
 	"internal/kv": {allow: []string{"internal/clock", "internal/routing", "internal/storage"}},
 	// Composes a node: listeners, connections, dispatch onto kv.
