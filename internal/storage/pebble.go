@@ -315,15 +315,22 @@ func (p *Pebble) Apply(c *Change) error {
 		binary.BigEndian.PutUint64(op.Value, c.Seq)
 		err = op.Finish()
 	}
+	var k []byte
+	if err == nil && p.rows != nil {
+		k = appendDataKey(nil, c.Vnode, c.Namespace, c.Key)
+		p.rows.begin(c.Vnode, k)
+	}
 	if err == nil {
 		err = b.Commit(writeOpts)
+		if err != nil && p.rows != nil {
+			p.rows.abort(c.Vnode)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("storage: apply vnode %d seq %d: %w", c.Vnode, c.Seq, err)
 	}
 	vs.last.Store(c.Seq)
 	if p.rows != nil {
-		k := appendDataKey(nil, c.Vnode, c.Namespace, c.Key)
 		if c.Op == OpPut {
 			r := c.Record
 			r.Value = cloneBytes(r.Value) // the caller's bytes are not ours to keep
@@ -345,7 +352,13 @@ func (p *Pebble) Remove(vnode uint16, ns string, key []byte) error {
 	}
 	defer p.exit()
 	k := appendDataKey(nil, vnode, ns, key)
+	if p.rows != nil {
+		p.rows.begin(vnode, k)
+	}
 	if err := p.db.Delete(k, reclaimOpts); err != nil {
+		if p.rows != nil {
+			p.rows.abort(vnode)
+		}
 		return fmt.Errorf("storage: remove: %w", err)
 	}
 	if p.rows != nil {

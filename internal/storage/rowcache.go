@@ -9,10 +9,15 @@ import (
 // skiplist or sstables. It is write-through: every Apply and Remove updates
 // it after the commit, so it never holds a value older than the engine's.
 //
-// Misses are filled by the reader after its pebble read. A fill races with a
-// write of the same key (the reader may have read the value the write is
-// replacing), so every change to a shard bumps the shard's generation, and a
-// fill is dropped if the generation moved since the reader's miss.
+// Misses are filled by the reader after its pebble read. A fill races with
+// writes: a reader may have read the value a write is replacing, and a write
+// is visible in pebble from its commit, before it reaches the cache. So a
+// write announces itself before its commit (begin: drop the key, count the
+// write as in flight, bump the shard's generation) and ends after it (put,
+// remove or abort: bump the generation again). A fill is kept only if the
+// generation has not moved since the reader's miss and no write is in flight
+// in the shard; otherwise one reader could return a value from pebble and a
+// later read return an older value that another reader filled.
 //
 // Shards are chosen by vnode, so dropping a vnode touches one shard. When a
 // shard is over its byte budget, entries are evicted in Go's randomised map
@@ -26,11 +31,12 @@ type rowCache struct {
 }
 
 type rowShard struct {
-	mu    sync.Mutex
-	gen   uint64
-	bytes int64
-	m     map[string]*Record
-	_     [24]byte // keep neighbouring shards' locks off one cache line
+	mu      sync.Mutex
+	gen     uint64
+	writing int // writes between begin and their end
+	bytes   int64
+	m       map[string]*Record
+	_       [16]byte // keep neighbouring shards' locks off one cache line
 }
 
 const rowCacheShards = 64
@@ -69,31 +75,58 @@ func (c *rowCache) get(vnode uint16, k []byte) (r *Record, gen uint64) {
 func (c *rowCache) fill(vnode uint16, k []byte, r *Record, gen uint64) {
 	s := c.shard(vnode)
 	s.mu.Lock()
-	if s.gen == gen {
+	if s.gen == gen && s.writing == 0 {
 		s.insert(string(k), r, c.perShard)
 	}
 	s.mu.Unlock()
 }
 
-// put records a committed write. r must not be changed afterwards.
+// begin announces a write of k before it is committed: until put, remove or
+// abort, reads of k go to pebble and no fill is kept.
+func (c *rowCache) begin(vnode uint16, k []byte) {
+	s := c.shard(vnode)
+	s.mu.Lock()
+	s.gen++
+	s.writing++
+	s.drop(string(k))
+	s.mu.Unlock()
+}
+
+// put ends a committed write of k. r must not be changed afterwards.
 func (c *rowCache) put(vnode uint16, k []byte, r *Record) {
 	s := c.shard(vnode)
 	s.mu.Lock()
 	s.gen++
+	s.writing--
 	s.insert(string(k), r, c.perShard)
 	s.mu.Unlock()
 }
 
-// remove forgets a key that was deleted.
+// remove ends a committed delete of k.
 func (c *rowCache) remove(vnode uint16, k []byte) {
 	s := c.shard(vnode)
 	s.mu.Lock()
 	s.gen++
-	if old, ok := s.m[string(k)]; ok {
-		s.bytes -= entrySize(string(k), old)
-		delete(s.m, string(k))
-	}
+	s.writing--
+	s.drop(string(k))
 	s.mu.Unlock()
+}
+
+// abort ends a write whose commit failed.
+func (c *rowCache) abort(vnode uint16) {
+	s := c.shard(vnode)
+	s.mu.Lock()
+	s.gen++
+	s.writing--
+	s.mu.Unlock()
+}
+
+// drop forgets k. Callers hold mu.
+func (s *rowShard) drop(k string) {
+	if old, ok := s.m[k]; ok {
+		s.bytes -= entrySize(k, old)
+		delete(s.m, k)
+	}
 }
 
 // dropPrefix forgets every key of the shard of vnode that starts with pfx.

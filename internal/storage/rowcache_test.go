@@ -16,6 +16,7 @@ func TestRowCacheFillLosesToConcurrentWrite(t *testing.T) {
 		t.Fatal("hit in an empty cache")
 	}
 	_, gen := c.get(7, k)
+	c.begin(7, k)
 	c.put(7, k, &Record{Value: []byte("new")})
 	c.fill(7, k, &Record{Value: []byte("old")}, gen)
 	r, _ := c.get(7, k)
@@ -23,10 +24,44 @@ func TestRowCacheFillLosesToConcurrentWrite(t *testing.T) {
 		t.Fatalf("cache holds %v after a stale fill", r)
 	}
 	_, gen = c.get(7, k)
+	c.begin(7, k)
 	c.remove(7, k)
 	c.fill(7, k, &Record{Value: []byte("new")}, gen)
 	if r, _ := c.get(7, k); r != nil {
 		t.Fatalf("a fill resurrected a removed key: %q", r.Value)
+	}
+}
+
+// TestRowCacheNoFillDuringAWrite is the race of a write between its commit
+// and its cache update: reader A misses, reads the new value from pebble and
+// returns it; reader B, which missed before the commit, must not then install
+// the old value, or A's next read would go backwards.
+func TestRowCacheNoFillDuringAWrite(t *testing.T) {
+	c := newRowCache(1 << 20)
+	k := appendDataKey(nil, 3, "default", []byte("k"))
+	c.begin(3, k)
+	c.put(3, k, &Record{Value: []byte("v1")})
+
+	c.begin(3, k) // write of v2 starts; the key leaves the cache
+	if r, _ := c.get(3, k); r != nil {
+		t.Fatalf("hit %q while a write of the key is in flight", r.Value)
+	}
+	_, genB := c.get(3, k)                           // B misses now, reads v1 from pebble
+	c.fill(3, k, &Record{Value: []byte("v1")}, genB) // (v2 commits meanwhile)
+	if r, _ := c.get(3, k); r != nil {
+		t.Fatalf("a fill during an in-flight write was kept: %q", r.Value)
+	}
+	c.put(3, k, &Record{Value: []byte("v2")})
+	if r, _ := c.get(3, k); r == nil || string(r.Value) != "v2" {
+		t.Fatalf("after the write: %v", r)
+	}
+
+	c.begin(3, k) // a failed write leaves nothing behind
+	c.abort(3)
+	_, gen := c.get(3, k)
+	c.fill(3, k, &Record{Value: []byte("v2")}, gen)
+	if r, _ := c.get(3, k); r == nil || string(r.Value) != "v2" {
+		t.Fatalf("fill after an aborted write was refused: %v", r)
 	}
 }
 
@@ -35,7 +70,9 @@ func TestRowCacheStaysWithinBudgetAndDrops(t *testing.T) {
 	c := newRowCache(budget)
 	for i := range 10000 {
 		v := uint16(i % 4)
-		c.put(v, appendDataKey(nil, v, "ns", fmt.Appendf(nil, "key-%d", i)), &Record{Value: make([]byte, 100)})
+		k := appendDataKey(nil, v, "ns", fmt.Appendf(nil, "key-%d", i))
+		c.begin(v, k)
+		c.put(v, k, &Record{Value: make([]byte, 100)})
 	}
 	rows, bytes := c.stats()
 	if bytes > budget || rows == 0 {
