@@ -5,14 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"maps"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/sonae-kv/sonae/internal/testutil"
 	"go.uber.org/goleak"
 )
 
@@ -20,51 +19,11 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// testLogWriter sends log lines to t.Log, so they show only on failure or
-// with -v, and drops them once the test has finished (raft may log from a
-// goroutine that outlives a subtest).
-type testLogWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *testLogWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Helper()
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-// testLogger returns a logger writing to t.Log.
-func testLogger(t testing.TB) *slog.Logger {
-	w := &testLogWriter{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// eventually polls cond every few milliseconds until it returns nil, and
-// fails the test with cond's last error once within has passed.
-func eventually(t testing.TB, within time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.After(within)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		select {
-		case <-deadline:
-			t.Fatalf("timed out after %s waiting for %s: %v", within, what, err)
-		case <-tick.C:
-		}
-	}
-}
+// testLogger and eventually are the shared test helpers.
+var (
+	testLogger = testutil.Logger
+	eventually = testutil.Eventually
+)
 
 // errRejected is what testFSM returns for the command "fail".
 var errRejected = errors.New("testfsm: rejected")

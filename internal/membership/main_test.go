@@ -2,15 +2,14 @@ package membership
 
 import (
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/sonae-kv/sonae/internal/testutil"
 	"go.uber.org/goleak"
 )
 
@@ -54,51 +53,11 @@ func waitNoLeaks(within time.Duration) error {
 // testKey is the AES-256 gossip key of the test clusters.
 var testKey = []byte("0123456789abcdef0123456789abcdef")
 
-// testLogWriter sends log lines to t.Log, so they show only on failure or
-// with -v, and drops them once the test has finished (serf logs from
-// goroutines that may outlive a subtest by a moment).
-type testLogWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *testLogWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Helper()
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-// testLogger returns a logger writing to t.Log.
-func testLogger(t testing.TB) *slog.Logger {
-	w := &testLogWriter{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// eventually polls cond every few milliseconds until it returns nil, and
-// fails the test with cond's last error once within has passed.
-func eventually(t testing.TB, within time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.After(within)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		select {
-		case <-deadline:
-			t.Fatalf("timed out after %s waiting for %s: %v", within, what, err)
-		case <-tick.C:
-		}
-	}
-}
+// testLogger and eventually are the shared test helpers.
+var (
+	testLogger = testutil.Logger
+	eventually = testutil.Eventually
+)
 
 // testConfig is a local-profile member on 127.0.0.1, a free port, with the
 // test key, in cluster "test".

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/sonae-kv/sonae/internal/clock"
 	"github.com/sonae-kv/sonae/internal/config"
 	"github.com/sonae-kv/sonae/internal/testcluster"
+	"github.com/sonae-kv/sonae/internal/testutil"
 )
 
 type testNode struct {
@@ -98,11 +100,10 @@ func (c *rawConn) expectClosed(within time.Duration) {
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
+	testutil.Eventually(t, within, what, func() error {
+		if cond() {
+			return nil
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return errors.New("condition not met")
+	})
 }

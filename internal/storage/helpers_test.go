@@ -4,10 +4,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
-	"sync"
 	"testing"
 
+	"github.com/sonae-kv/sonae/internal/testutil"
 	"go.uber.org/goleak"
 )
 
@@ -19,30 +18,8 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// testLogWriter sends log lines to t.Log, so they show only on failure or
-// with -v, and drops them once the test has finished.
-type testLogWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *testLogWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Helper()
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-// testLogger returns a logger writing to t.Log.
-func testLogger(t testing.TB) *slog.Logger {
-	w := &testLogWriter{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
+// testLogger is the shared t.Log logger.
+var testLogger = testutil.Logger
 
 // testOptions are small engine options for tests.
 func testOptions(t testing.TB, d Durability) Options {

@@ -2,15 +2,14 @@ package testcluster
 
 import (
 	"context"
-	"log/slog"
 	"net"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/sonae-kv/sonae/internal/clock"
 	"github.com/sonae-kv/sonae/internal/config"
 	"github.com/sonae-kv/sonae/internal/server"
+	"github.com/sonae-kv/sonae/internal/testutil"
 )
 
 // Node is a sonaed running inside the test process, for tests that need a
@@ -44,7 +43,7 @@ func StartInProcess(t testing.TB, clk clock.Clock, ln net.Listener, mutate func(
 	if clk == nil {
 		clk = clock.Real{}
 	}
-	n, err := server.Start(cfg, ln, clk, TestLogger(t))
+	n, err := server.Start(cfg, ln, clk, testutil.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,16 +55,4 @@ func StartInProcess(t testing.TB, clk clock.Clock, ln net.Listener, mutate func(
 		}
 	})
 	return &Node{Node: n, Addr: ln.Addr().String(), Cfg: cfg}
-}
-
-// TestLogger writes to t.Log, so logs show only when a test fails.
-func TestLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
