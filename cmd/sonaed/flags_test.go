@@ -27,6 +27,8 @@ func TestEveryKeyHasAFlag(t *testing.T) {
 		val := map[string]string{
 			"addr": "127.0.0.2", "data": "/tmp/x", "engine": "memory", "name": "n", "auth_token": "t",
 			"durability": "fsync", "log_level": "warn", "log_format": "json",
+			"advertise": "10.0.0.1", "join": "127.0.0.1_11311", "redundancy": "3", "replication_in_host": "true",
+			"max_voters": "5", "gossip_key": "MDEyMzQ1Njc4OWFiY2RlZg==", "gossip_profile": "wan", "read_lease": "3s",
 		}[key]
 		if val == "" {
 			val = "30s"
@@ -43,7 +45,11 @@ func TestEveryKeyHasAFlag(t *testing.T) {
 		case "max_pending_value_bytes":
 			val = "536870912"
 		}
-		cfg, err := loadConfig([]string{flag, val}, io.Discard)
+		args := []string{flag, val}
+		if key == "replication_in_host" {
+			args = []string{flag + "=" + val}
+		}
+		cfg, err := loadConfig(args, io.Discard)
 		if err != nil {
 			t.Errorf("%s %s: %v", flag, val, err)
 			continue

@@ -73,7 +73,41 @@ type Config struct {
 	Name string `yaml:"name"`
 
 	// DivBits fixes the vnode count at 2^DivBits. Default 9 (512 vnodes).
+	// Like Redundancy it is fixed when the cluster is created; a joining
+	// node takes the cluster's value.
 	DivBits int `yaml:"div_bits"`
+
+	// Advertise is the host other nodes and clients reach this node at, and
+	// the host part of its id. Default: Addr (required when Addr is 0.0.0.0
+	// or ::).
+	Advertise string `yaml:"advertise"`
+	// Join is the HOST_PORT (or host:port) of any member of the cluster to
+	// join. Empty bootstraps a new cluster, or restarts the one recorded in
+	// the data directory.
+	Join string `yaml:"join"`
+	// Redundancy is how many replicas each vnode has (primary included).
+	// Default 2.
+	Redundancy int `yaml:"redundancy"`
+	// ReplicationInHost lets two replicas of a vnode sit on the same host
+	// (ROMA's --replication_in_host). Default false.
+	ReplicationInHost bool `yaml:"replication_in_host"`
+	// MaxVoters is how many nodes vote in Raft; the others follow the log
+	// without voting. 1..5, default 3.
+	MaxVoters int `yaml:"max_voters"`
+	// GossipKey encrypts gossip: base64 of 16, 24 or 32 bytes. Every member
+	// needs the same key. Empty sends gossip in clear.
+	GossipKey string `yaml:"gossip_key"`
+	// GossipProfile tunes failure detection: local (fast, for one machine),
+	// lan (default) or wan.
+	GossipProfile string `yaml:"gossip_profile"`
+	// ReplicationTimeout is how long a primary waits for a secondary's ack
+	// before it removes the secondary from the in-sync set (through Raft)
+	// and acknowledges without it. Default 2s.
+	ReplicationTimeout Duration `yaml:"replication_timeout"`
+	// ReadLease is how long a primary keeps serving reads after its last
+	// contact with the Raft leader. The controller never promotes a new
+	// primary sooner than this after the old one lost contact. Default 1s.
+	ReadLease Duration `yaml:"read_lease"`
 
 	// MaxItemSize is the largest value accepted, in bytes. Default 1 MiB.
 	MaxItemSize int `yaml:"max_item_size"`
@@ -140,6 +174,11 @@ func Default() Config {
 		Engine:                 EnginePebble,
 		Name:                   "sonae",
 		DivBits:                9,
+		Redundancy:             2,
+		MaxVoters:              3,
+		GossipProfile:          "lan",
+		ReplicationTimeout:     Duration(2 * time.Second),
+		ReadLease:              Duration(time.Second),
 		MaxItemSize:            1 << 20,
 		MaxConnections:         4096,
 		IdleTimeout:            Duration(10 * time.Minute),
@@ -185,6 +224,7 @@ func (c *Config) Validate() error {
 	if c.DivBits < 1 || c.DivBits > 16 {
 		bad("div_bits", "%d is outside 1..16", c.DivBits)
 	}
+	c.validateCluster(bad)
 	if c.MaxItemSize < 1 || c.MaxItemSize > 1<<30 {
 		bad("max_item_size", "%d is outside 1..1073741824", c.MaxItemSize)
 	}
@@ -239,8 +279,22 @@ var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9
 
 func validHostname(s string) bool { return hostnameRE.MatchString(s) }
 
-// NodeID returns the node id, HOST_PORT, as ROMA spells it.
-func (c *Config) NodeID() string { return fmt.Sprintf("%s_%d", c.Addr, c.Port) }
+// NodeID returns the node id, HOST_PORT, as ROMA spells it, from the
+// advertised host.
+func (c *Config) NodeID() string { return fmt.Sprintf("%s_%d", c.AdvertiseHost(), c.Port) }
+
+// AdvertiseHost is Advertise, or Addr when Advertise is empty.
+func (c *Config) AdvertiseHost() string {
+	if c.Advertise != "" {
+		return c.Advertise
+	}
+	return c.Addr
+}
+
+// AdvertiseAddr is HOST:PORT at which peers and clients reach this node.
+func (c *Config) AdvertiseAddr() string {
+	return net.JoinHostPort(c.AdvertiseHost(), fmt.Sprint(c.Port))
+}
 
 // ClientAddr returns HOST:PORT for net.Listen.
 func (c *Config) ClientAddr() string {

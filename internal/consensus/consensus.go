@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -282,6 +283,24 @@ func (n *Node) Leader() (id, addr string) {
 	a, i := n.raft.LeaderWithID()
 	return string(i), string(a)
 }
+
+// SinceLeaderContact returns how long ago this node last heard from the
+// leader: 0 on the leader itself, and a very long time when it never has.
+// A follower cut off from the leader sees it grow; the read lease of
+// vnode primaries is built on it.
+func (n *Node) SinceLeaderContact() time.Duration {
+	if n.raft.State() == raft.Leader {
+		return 0
+	}
+	t := n.raft.LastContact()
+	if t.IsZero() {
+		return time.Duration(math.MaxInt64)
+	}
+	return time.Since(t)
+}
+
+// AppliedIndex returns the index of the last entry applied to the FSM.
+func (n *Node) AppliedIndex() uint64 { return n.raft.AppliedIndex() }
 
 // IsLeader reports whether this node is the leader right now. A true
 // answer may already be stale; VerifyLeader checks with a quorum.

@@ -73,6 +73,20 @@ type Options struct {
 	RetainAge time.Duration
 	// ExpiryScanInterval is the period of the background reclaimer.
 	ExpiryScanInterval time.Duration
+	// Replicate, when set, is called with every change the Store applies
+	// on a client's behalf (all writes and deletes; not the reclaiming of
+	// expired or flushed items, nor the changes of ApplyReplicated and
+	// LoadReplicated), right after the engine applied it and while the
+	// vnode lock is held, so that calls for one vnode come in seq order.
+	// The Change is valid only during the call: Replicate copies what it
+	// keeps. It must not block for long and must not call the Store.
+	//
+	// The func it returns (nil for none) is called after the vnode lock is
+	// released and before the Store method returns, for example to wait
+	// for replicas to acknowledge. If it returns an error, the Store method
+	// returns that error, wrapped, although the change stays applied
+	// locally. Nil Replicate (a single node) replicates nothing.
+	Replicate func(c *storage.Change) func() error
 }
 
 // DefaultOptions matches config.Default.
@@ -117,6 +131,9 @@ type Store struct {
 	log  *slog.Logger
 
 	locks []sync.Mutex // one per vnode: orders read-modify-write and seq
+	// waits[vn] is the Replicate wait of the write in progress in vnode
+	// vn, guarded by locks[vn]; nil when Options.Replicate is nil.
+	waits []func() error
 
 	items atomic.Int64
 	bytes atomic.Int64
@@ -150,6 +167,9 @@ func Open(eng storage.Engine, clk clock.Clock, opts Options, log *slog.Logger) (
 		eng: eng, clk: clk, opts: opts, log: log,
 		hlc:   NewHLC(clk, u.MaxVersion),
 		locks: make([]sync.Mutex, routing.VnodeCount(opts.DivBits)),
+	}
+	if opts.Replicate != nil {
+		s.waits = make([]func() error, len(s.locks))
 	}
 	s.items.Store(u.Items)
 	s.bytes.Store(u.Bytes)
@@ -238,12 +258,15 @@ func itemOf(r *storage.Record) Item {
 	return Item{Value: r.Value, Flags: r.Flags, CAS: r.CAS, Exptime: r.Exptime}
 }
 
-// put writes r under ns/key as the vnode's next change. Callers hold the lock.
+// put writes r under ns/key as the vnode's next change and hands the change
+// to Options.Replicate. Callers hold the lock, under withKey, which runs the
+// Replicate wait after the unlock.
 func (s *Store) put(vn uint16, name string, key []byte, old *storage.Record, r storage.Record) error {
 	c := storage.Change{Vnode: vn, Seq: s.eng.LastSeq(vn) + 1, Op: storage.OpPut, Namespace: name, Key: key, Record: r}
 	if err := s.eng.Apply(&c); err != nil {
 		return err
 	}
+	s.replicate(&c)
 	s.writes.Add(1)
 	size := int64(len(key) + len(r.Value))
 	if old != nil {
@@ -255,7 +278,8 @@ func (s *Store) put(vn uint16, name string, key []byte, old *storage.Record, r s
 	return nil
 }
 
-// remove deletes ns/key as the vnode's next change. Callers hold the lock.
+// remove deletes ns/key as the vnode's next change and hands the change to
+// Options.Replicate. Callers hold the lock, under withKey.
 func (s *Store) remove(vn uint16, name string, key []byte, old *storage.Record) error {
 	c := storage.Change{
 		Vnode: vn, Seq: s.eng.LastSeq(vn) + 1, Op: storage.OpDelete, Namespace: name, Key: key,
@@ -264,6 +288,7 @@ func (s *Store) remove(vn uint16, name string, key []byte, old *storage.Record) 
 	if err := s.eng.Apply(&c); err != nil {
 		return err
 	}
+	s.replicate(&c)
 	s.deletes.Add(1)
 	s.items.Add(-1)
 	s.bytes.Add(-int64(len(key) + len(old.Value)))
@@ -283,25 +308,43 @@ func (s *Store) version() storage.Version {
 
 // withKey runs fn under the vnode lock with the current record of ns/key.
 // found reports a record in the engine (visible or not); live, a visible one.
+// Once the lock is released, it waits for the replication of what fn wrote
+// (see Options.Replicate).
 func (s *Store) withKey(name string, key []byte, fn func(vn uint16, old storage.Record, found, live bool, now time.Time) error) error {
 	vn := s.Vnode(key)
+	wait, err := s.withKeyLocked(vn, name, key, fn)
+	if wait != nil {
+		if werr := wait(); werr != nil {
+			err = errors.Join(err, werr)
+		}
+	}
+	return err
+}
+
+// withKeyLocked is withKey's part under the vnode lock. It returns the
+// Replicate wait of what fn wrote, for the caller to run after the unlock.
+func (s *Store) withKeyLocked(vn uint16, name string, key []byte, fn func(vn uint16, old storage.Record, found, live bool, now time.Time) error) (wait func() error, err error) {
 	mu := &s.locks[vn]
 	mu.Lock()
-	defer mu.Unlock()
+	defer func() {
+		// Whatever fn returned, a change it applied went to Replicate: its wait must run.
+		wait = s.takeWait(vn)
+		mu.Unlock()
+	}()
 	// Looked up under the vnode lock: DeleteNamespace takes every vnode lock
 	// after unlisting the namespace, so no write can land after its drop.
 	ns, err := s.namespace(name)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	now := s.clk.Now()
 	old, err := s.eng.Get(vn, name, key)
 	found := err == nil
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return err
+		return nil, err
 	}
 	live := found && s.visible(ns, &old, now)
-	return fn(vn, old, found, live, now)
+	return nil, fn(vn, old, found, live, now)
 }
 
 // oldPtr returns &old when found, for byte accounting.

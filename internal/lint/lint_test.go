@@ -46,20 +46,36 @@ var importRules = map[string]importRule{
 	"internal/storage": {},
 	// hashicorp/raft wiring, bbolt LogStore/StableStore, hclog adapter: a leaf.
 	"internal/consensus": {},
-	// serf/memberlist wiring behind sonae types (events, tags, queries): a leaf.
-	"internal/membership": {},
+	// serf/memberlist wiring behind sonae types (events, tags, queries); its
+	// gossip streams may ride the shared port through netmux.
+	"internal/membership": {allow: []string{"internal/netmux"}},
+	// First-byte split of the node's one TCP port by traffic kind: a leaf.
+	"internal/netmux": {},
 	// memcached item semantics over an Engine.
 	"internal/kv": {allow: []string{"internal/clock", "internal/routing", "internal/storage"}},
-	// Composes a node: listeners, connections, dispatch onto kv.
+	// Raft state machine of the cluster metadata: pure data over routing.
+	"internal/meta": {allow: []string{"internal/routing", "internal/storage"}},
+	// In-cluster data path: forwarding, sync replication, catch-up.
+	"internal/replication": {allow: []string{
+		"internal/clock", "internal/kv", "internal/meta", "internal/routing", "internal/storage",
+	}},
+	// The Raft leader's decisions, over the metadata; Raft and gossip come
+	// in as interfaces.
+	"internal/controller": {allow: []string{"internal/meta", "internal/routing"}},
+	// Composes a node: listeners, cluster machinery, dispatch onto the data
+	// path.
 	"internal/server": {allow: []string{
 		"internal/config", "internal/clock", "internal/kv", "internal/protocol",
-		"internal/storage", "internal/routing",
+		"internal/storage", "internal/routing", "internal/meta", "internal/consensus",
+		"internal/membership", "internal/netmux", "internal/replication", "internal/controller",
 	}},
 	// Load generator over raw sockets: independent of the server's code.
 	"internal/bench": {},
 	// Test harness: real sonaed processes (over sockets only) and in-process
 	// nodes (server.Start). Only tests import it, so it may sit on top.
 	"internal/testcluster": {allow: []string{"internal/config", "internal/clock", "internal/server", "internal/testutil"}},
+	// Relay client copied into the docker test image: stdlib only.
+	"internal/testcluster/dockerclient": {},
 	// Shared test helpers (t.Log logger, polling): a leaf, imported by tests.
 	"internal/testutil": {},
 	// Lint-as-tests; its only non-test file is doc.go.
@@ -67,6 +83,8 @@ var importRules = map[string]importRule{
 	// Script runner for data-driven tests (storage, kv): a leaf. Only
 	// _test.go files import it (it registers the -rewrite flag).
 	"internal/datadriven": {},
+	// History recorder, porcupine model and lost-write check: a leaf, only tests import it.
+	"internal/histcheck": {},
 	// The public Go client: must not depend on anything internal.
 	"client": {},
 	// The admin CLI talks to nodes over the wire only: never server, kv or

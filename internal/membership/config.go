@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"maps"
 	"math"
+	"net"
 	"net/netip"
 	"strings"
 	"time"
@@ -73,6 +74,18 @@ type Config struct {
 	// AdvertisePort is the port other members use; 0 means the bound port.
 	// It needs a fixed BindPort.
 	AdvertisePort int
+
+	// Streams, when set, makes gossip share the node's client port
+	// (docs/cluster.md, "One port number per node"): memberlist's streams
+	// (push/pull, TCP fallback probes) arrive on this listener, the
+	// internal/netmux Mux's KindGossip listener on the client port, and go
+	// out with netmux.Dial(KindGossip); its packets use a UDP socket Start
+	// binds on BindAddr:BindPort. BindPort must then be the client port
+	// (not 0), and with BindAddr 0.0.0.0 AdvertiseAddr is required. Start
+	// takes ownership of the listener: Shutdown closes it, and so does a
+	// Start that fails. Nil (the default) means memberlist's own TCP and
+	// UDP listeners on BindPort.
+	Streams net.Listener
 
 	// ClusterName names the cluster. It becomes the gossip label
 	// "sonae/"+ClusterName: packets and streams with another label are
@@ -391,6 +404,9 @@ func (c *Config) Validate() error {
 	if c.AdvertisePort != 0 && c.BindPort == 0 {
 		return bad("Config.AdvertisePort (%d) needs a fixed Config.BindPort (memberlist advertises the picked port when BindPort is 0)", c.AdvertisePort)
 	}
+	if err := c.validateStreams(); err != nil {
+		return err
+	}
 	if c.ClusterName == "" || len(c.label()) > maxLabel {
 		return bad("Config.ClusterName (%q) must be 1-%d bytes", c.ClusterName, maxLabel-len(labelPrefix))
 	}
@@ -409,6 +425,26 @@ func (c *Config) Validate() error {
 		return bad("Config.EventQueueSize (%d) must be >= 1", c.EventQueueSize)
 	}
 	return c.validateTimings()
+}
+
+// validateStreams checks the fields Config.Streams depends on.
+func (c *Config) validateStreams() error {
+	if c.Streams == nil {
+		return nil
+	}
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
+	}
+	if c.BindPort == 0 {
+		return bad("Config.BindPort must be the client port, not 0, when Config.Streams is set: gossip's UDP socket binds the same port number")
+	}
+	if a, ok := c.Streams.Addr().(*net.TCPAddr); ok && a.Port != c.BindPort {
+		return bad("Config.Streams listens on port %d but Config.BindPort is %d: gossip shares the client port", a.Port, c.BindPort)
+	}
+	if a, err := netip.ParseAddr(c.BindAddr); err == nil && a.IsUnspecified() && c.AdvertiseAddr == "" {
+		return bad("Config.AdvertiseAddr is required with Config.Streams when Config.BindAddr (%q) listens on every interface", c.BindAddr)
+	}
+	return nil
 }
 
 // validateTimings checks the knobs: none negative, and the resolved values

@@ -73,8 +73,16 @@ type QueryResponse struct {
 
 // Start validates cfg and starts gossip: it binds the address and, when
 // the snapshot names members, starts re-joining them in the background.
-// Otherwise the member is alone until Join.
-func Start(cfg Config) (*Membership, error) {
+// Otherwise the member is alone until Join. With Config.Streams set, Start
+// owns that listener even when it fails (it is closed then).
+func Start(cfg Config) (_ *Membership, err error) {
+	if cfg.Streams != nil {
+		defer func() {
+			if err != nil {
+				_ = cfg.Streams.Close()
+			}
+		}()
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -102,13 +110,13 @@ func Start(cfg Config) (*Membership, error) {
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 	}
-	nt, err := m.listen()
+	tr, port, err := m.listen()
 	if err != nil {
 		return nil, err
 	}
-	s, err := serf.Create(m.serfConfig(nt))
+	s, err := serf.Create(m.serfConfig(tr, port))
 	if err != nil {
-		_ = nt.Shutdown()
+		_ = tr.Shutdown()
 		return nil, fmt.Errorf("membership: start %s: %w", cfg.NodeName, err)
 	}
 	m.serf = s
@@ -135,9 +143,14 @@ func checkSnapshot(path string) error {
 
 // listen binds the gossip port, TCP and UDP (retrying a picked port that
 // turns out to be taken for UDP, as memberlist does), and checks the
-// advertise address, so that serf.Create does not fail on them.
-func (m *Membership) listen() (*memberlist.NetTransport, error) {
+// advertise address, so that serf.Create does not fail on them. With
+// Config.Streams it binds only UDP and takes streams from that listener.
+// It returns the transport and the bound port.
+func (m *Membership) listen() (memberlist.Transport, int, error) {
 	c := &m.cfg
+	if c.Streams != nil {
+		return m.listenMux()
+	}
 	tries := 1
 	if c.BindPort == 0 {
 		tries = 10
@@ -153,7 +166,7 @@ func (m *Membership) listen() (*memberlist.NetTransport, error) {
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("membership: listen on %s: %w",
+		return nil, 0, fmt.Errorf("membership: listen on %s: %w",
 			net.JoinHostPort(c.BindAddr, strconv.Itoa(c.BindPort)), err)
 	}
 	port := c.AdvertisePort
@@ -162,21 +175,36 @@ func (m *Membership) listen() (*memberlist.NetTransport, error) {
 	}
 	if _, _, err := nt.FinalAdvertiseAddr(c.AdvertiseAddr, port); err != nil {
 		_ = nt.Shutdown()
-		return nil, fmt.Errorf("membership: advertise address (set Config.AdvertiseAddr): %w", err)
+		return nil, 0, fmt.Errorf("membership: advertise address (set Config.AdvertiseAddr): %w", err)
 	}
-	return nt, nil
+	return nt, nt.GetAutoBindPort(), nil
+}
+
+// listenMux makes the transport of Config.Streams: UDP bound on the client
+// port number, streams from the listener.
+func (m *Membership) listenMux() (memberlist.Transport, int, error) {
+	c := &m.cfg
+	mt, err := newMuxTransport(c.BindAddr, c.BindPort, c.Streams, m.log)
+	if err != nil {
+		return nil, 0, err
+	}
+	if _, _, err := mt.FinalAdvertiseAddr(c.AdvertiseAddr, c.AdvertisePort); err != nil {
+		_ = mt.Shutdown()
+		return nil, 0, fmt.Errorf("membership: advertise address (set Config.AdvertiseAddr): %w", err)
+	}
+	return mt, mt.port(), nil
 }
 
 // serfConfig builds serf's and memberlist's configuration from m.cfg, on
-// the transport listen made.
-func (m *Membership) serfConfig(nt *memberlist.NetTransport) *serf.Config {
+// the transport listen made, bound on port.
+func (m *Membership) serfConfig(tr memberlist.Transport, port int) *serf.Config {
 	c, p := &m.cfg, profiles[m.cfg.Profile]
 	lg := libLogger(m.log)
 
 	ml := p.base()
 	ml.Name = c.NodeName
-	ml.Transport = nt
-	ml.BindAddr, ml.BindPort = c.BindAddr, nt.GetAutoBindPort()
+	ml.Transport = tr
+	ml.BindAddr, ml.BindPort = c.BindAddr, port
 	ml.AdvertiseAddr, ml.AdvertisePort = c.AdvertiseAddr, c.AdvertisePort
 	if ml.AdvertisePort == 0 {
 		ml.AdvertisePort = ml.BindPort

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sonae-kv/sonae/internal/kv"
+	"github.com/sonae-kv/sonae/internal/meta"
 	"github.com/sonae-kv/sonae/internal/protocol"
 	"github.com/sonae-kv/sonae/internal/storage"
 )
@@ -24,7 +25,7 @@ func (c *conn) admin(toks [][]byte) bool {
 	case "whoami":
 		c.line(c.srv.cfg.Name)
 	case "nodelist":
-		c.line(c.srv.cfg.NodeID())
+		c.line(strings.Join(c.srv.nodeList(), " "))
 	case "hashlist":
 		c.line(strings.Join(c.srv.store.Namespaces(), " "))
 	case "createhash":
@@ -36,7 +37,9 @@ func (c *conn) admin(toks [][]byte) bool {
 	case "auth":
 		c.cmdAuth(args)
 	default:
-		return false
+		if !c.clusterAdmin(toks) {
+			return false
+		}
 	}
 	c.stats.adminCmds.Add(1)
 	return true
@@ -92,7 +95,7 @@ func (c *conn) cmdCreateHash(args [][]byte) {
 	if !c.authorized(&protocol.Request{}, "createhash") {
 		return
 	}
-	err := c.srv.store.CreateNamespace(string(args[0]))
+	err := c.srv.changeNamespace(meta.OpCreateNamespace, string(args[0]))
 	switch {
 	case errors.Is(err, storage.ErrBadNamespace):
 		c.line("CLIENT_ERROR " + err.Error())
@@ -113,7 +116,7 @@ func (c *conn) cmdDeleteHash(args [][]byte) {
 		return
 	}
 	name := string(args[0])
-	if err := c.srv.store.DeleteNamespace(name); err != nil {
+	if err := c.srv.changeNamespace(meta.OpDeleteNamespace, name); err != nil {
 		c.line("SERVER_ERROR " + err.Error())
 		return
 	}
@@ -215,15 +218,8 @@ func (s *Server) romaStats(c *conn) []stat {
 	for _, es := range eng.Stats() {
 		out = append(out, stat{"storage." + es.Name, es.Value})
 	}
+	out = append(out, s.routingStats()...)
 	out = append(out,
-		stat{"routing.redundant", "1"},
-		stat{"routing.nodes.length", "1"},
-		stat{"routing.nodes", jsonString([]string{cfg.NodeID()})},
-		stat{"routing.div_bits", fmt.Sprint(cfg.DivBits)},
-		stat{"routing.vnodes.length", fmt.Sprint(s.store.VnodeCount())},
-		stat{"routing.primary", fmt.Sprint(s.store.VnodeCount())},
-		stat{"routing.short_vnodes", "0"},
-		stat{"routing.lost_vnodes", "0"},
 		stat{"connection.count", i64(s.currConns.Load())},
 		stat{"connection.max", fmt.Sprint(cfg.MaxConnections)},
 		stat{"connection.total", i64(s.totalConns.Load())},

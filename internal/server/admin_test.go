@@ -19,7 +19,7 @@ func TestNamespaces(t *testing.T) {
 	c.roundTrip("set k 0 0 1\r\nd\r\n", "STORED\r\n")
 	c.roundTrip("get k\x1bapp\r\n", "SERVER_ERROR namespace \"app\" does not exist (createhash creates it)\r\n")
 	c.roundTrip("createhash app\r\n", "CREATED\r\n")
-	c.roundTrip("createhash app\r\n", "SERVER_ERROR kv: namespace already exists: app\r\n")
+	c.roundTrip("createhash app\r\n", "SERVER_ERROR meta: namespace exists: app\r\n")
 	c.roundTrip("createhash bad/name\r\n", "CLIENT_ERROR storage: bad namespace name: \"bad/name\"\r\n")
 	c.roundTrip("hashlist\r\n", "app default\r\n")
 	c.roundTrip("set k\x1bapp 0 0 1\r\na\r\n", "STORED\r\n")
@@ -35,7 +35,7 @@ func TestNamespaces(t *testing.T) {
 	// flush_all flushes the connection's namespace only.
 	c.roundTrip("flush_all\r\n", "OK\r\n")
 	c.roundTrip("get k k\x1bdefault\r\n", "VALUE k 0 1\r\nd\r\nEND\r\n")
-	c.roundTrip("deletehash default\r\n", "SERVER_ERROR kv: the default namespace cannot be deleted\r\n")
+	c.roundTrip("deletehash default\r\n", "SERVER_ERROR meta: the default namespace cannot be deleted\r\n")
 	c.roundTrip("set z 0 0 1\r\nz\r\n", "STORED\r\n")
 	c.roundTrip("deletehash app\r\n", "DELETED\r\n")
 	c.roundTrip("defhash\r\n", "default\r\n")
@@ -47,12 +47,13 @@ func TestNamespaces(t *testing.T) {
 }
 
 func TestWhoamiNodelistStat(t *testing.T) {
-	n := startNode(t, nil, nil, func(c *configT) { c.Name = "tokyo"; c.Port = 11299 })
+	n := startNode(t, nil, nil, func(c *configT) { c.Name = "tokyo" })
+	id := strings.Replace(n.addr, ":", "_", 1) // the node id is HOST_PORT of its listener
 	c := dialRaw(t, n.addr)
 	c.roundTrip("whoami\r\n", "tokyo\r\n")
-	c.roundTrip("nodelist\r\n", "127.0.0.1_11299\r\n")
+	c.roundTrip("nodelist\r\n", id+"\r\n")
 	c.send("stat routing.nodes\r\n")
-	if got := c.line() + "|" + c.line() + "|" + c.line(); got != "routing.nodes.length 1|routing.nodes [\"127.0.0.1_11299\"]|END" {
+	if got := c.line() + "|" + c.line() + "|" + c.line(); got != "routing.nodes.length 1|routing.nodes [\""+id+"\"]|END" {
 		t.Fatalf("stat routing.nodes = %q", got)
 	}
 	c.send("stat\r\n")

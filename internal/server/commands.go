@@ -116,7 +116,7 @@ func (c *conn) storageRefused(req *protocol.Request) {
 	}
 	if req.Op == protocol.StorageSet {
 		if ns, key, bad := c.splitKey(req.Key); bad == "" {
-			if err := c.srv.store.Drop(ns, key); err != nil {
+			if err := c.data.Drop(ns, key); err != nil {
 				c.srv.log.Warn("dropping value refused for size", "error", err)
 			}
 		}
@@ -130,7 +130,7 @@ func (c *conn) cmdStore(req *protocol.Request) {
 		c.reply(req, bad)
 		return
 	}
-	res, err := c.srv.store.Store(kv.StoreRequest{
+	res, err := c.data.Store(kv.StoreRequest{
 		Op: storageKinds[req.Op], Namespace: ns, Key: key, Value: req.Data,
 		Flags: req.Flags, Exptime: req.Exptime, CAS: req.CAS,
 	})
@@ -191,10 +191,10 @@ func (c *conn) cmdGet(toks [][]byte, withCAS, touch bool) {
 		var err error
 		if touch {
 			c.stats.cmdTouch.Add(1)
-			it, ok, err = c.srv.store.Touch(ns, key, exptime)
+			it, ok, err = c.data.Touch(ns, key, exptime)
 		} else {
 			c.stats.cmdGet.Add(1)
-			it, ok, err = c.srv.store.Get(ns, key)
+			it, ok, err = c.data.Get(ns, key)
 		}
 		if err != nil {
 			c.line(serverError(err))
@@ -262,7 +262,7 @@ func (c *conn) cmdDelete(toks [][]byte, nt int) {
 		c.reply(r, bad)
 		return
 	}
-	ok, err := c.srv.store.Delete(ns, key)
+	ok, err := c.data.Delete(ns, key)
 	switch {
 	case err != nil:
 		c.reply(r, serverError(err))
@@ -287,7 +287,7 @@ func (c *conn) cmdArith(toks [][]byte, incr bool) {
 		c.reply(r, protocol.ReplyInvalidDelta)
 		return
 	}
-	v, res, err := c.srv.store.Arith(ns, key, delta, incr)
+	v, res, err := c.data.Arith(ns, key, delta, incr)
 	switch {
 	case errors.Is(err, kv.ErrNonNumeric):
 		c.reply(r, protocol.ReplyNonNumeric)
@@ -323,7 +323,7 @@ func (c *conn) cmdTouch(toks [][]byte) {
 		return
 	}
 	c.stats.cmdTouch.Add(1)
-	_, found, err := c.srv.store.Touch(ns, key, int64(e))
+	_, found, err := c.data.Touch(ns, key, int64(e))
 	switch {
 	case err != nil:
 		c.reply(r, serverError(err))
@@ -360,7 +360,7 @@ func (c *conn) cmdFlushAll(toks [][]byte, nt int) {
 	if !c.authorized(r, "flush_all") {
 		return
 	}
-	if err := c.srv.store.FlushAll(c.namespace, delay); err != nil {
+	if err := c.srv.flushCluster(c.namespace, delay); err != nil {
 		c.reply(r, serverError(err))
 		return
 	}

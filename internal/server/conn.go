@@ -32,6 +32,12 @@ type conn struct {
 	w      *bufio.Writer
 	stats  counters
 
+	// data serves the data commands: the cluster's data path as this
+	// connection's options (conn_option) see it.
+	data dataPath
+	// direct and readSecondary are the conn_option settings.
+	direct, readSecondary bool
+
 	// namespace is the connection's default namespace (ROMA defhash).
 	namespace string
 	// trusted is true for loopback clients and after a good `auth`.
@@ -59,6 +65,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		namespace: kv.DefaultNamespace,
 		scratch:   make([]byte, 0, 64),
 	}
+	c.setData()
 	c.trusted = isLoopback(nc.RemoteAddr())
 	c.idleSince = s.clk.Now()
 	return c
@@ -76,7 +83,7 @@ func isLoopback(a net.Addr) bool {
 
 // closeRead makes the read loop stop after the input it already has.
 func (c *conn) closeRead() {
-	if tc, ok := c.nc.(*net.TCPConn); ok {
+	if tc, ok := c.nc.(interface{ CloseRead() error }); ok {
 		tc.CloseRead()
 		return
 	}

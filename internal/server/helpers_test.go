@@ -97,6 +97,14 @@ func (c *rawConn) expectClosed(within time.Duration) {
 	}
 }
 
+// closedNow reports, without waiting, whether the server has closed the
+// connection (it sends nothing else to these connections).
+func (c *rawConn) closedNow() bool {
+	c.nc.SetReadDeadline(time.Now().Add(time.Millisecond))
+	_, err := c.r.ReadByte()
+	return err == io.EOF
+}
+
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()

@@ -119,10 +119,10 @@ func (c *conn) metaGet(req *protocol.Request) {
 	var err error
 	if touch {
 		c.stats.cmdTouch.Add(1)
-		it, prev, ok, err = c.srv.store.GetAndTouch(ns, key, int64(m.TTL))
+		it, prev, ok, err = c.data.GetAndTouch(ns, key, int64(m.TTL))
 	} else {
 		c.stats.cmdGet.Add(1)
-		it, ok, err = c.srv.store.Get(ns, key)
+		it, ok, err = c.data.Get(ns, key)
 		prev = it.Exptime
 	}
 	if err != nil {
@@ -201,7 +201,7 @@ func (c *conn) metaSet(req *protocol.Request) {
 			c.stats.storeNoMemory.Add(1)
 		}
 		if bad == "" {
-			if err := c.srv.store.Drop(ns, key); err != nil {
+			if err := c.data.Drop(ns, key); err != nil {
 				c.srv.log.Warn("dropping value refused for size", "error", err)
 			}
 		}
@@ -222,7 +222,7 @@ func (c *conn) metaSet(req *protocol.Request) {
 			cas = m.CAS
 		}
 	}
-	res, newCAS, err := c.srv.store.StoreCAS(kv.StoreRequest{
+	res, newCAS, err := c.data.StoreCAS(kv.StoreRequest{
 		Op: op, Namespace: ns, Key: key, Value: req.Data,
 		Flags: m.ClientFlags, Exptime: int64(m.TTL), CAS: cas,
 	})
@@ -278,10 +278,10 @@ func (c *conn) metaDelete(req *protocol.Request) {
 	var res kv.Result
 	var err error
 	if m.HasCAS {
-		res, err = c.srv.store.DeleteCAS(ns, key, m.CAS)
+		res, err = c.data.DeleteCAS(ns, key, m.CAS)
 	} else {
 		var ok bool
-		ok, err = c.srv.store.Delete(ns, key)
+		ok, err = c.data.Delete(ns, key)
 		res = kv.NotFound
 		if ok {
 			res = kv.Deleted
@@ -327,7 +327,7 @@ func (c *conn) metaArith(req *protocol.Request) {
 			areq.NewExptime = int64(m.VivifyTTL)
 		}
 	}
-	r, res, err := c.srv.store.MetaArith(ns, key, areq)
+	r, res, err := c.data.MetaArith(ns, key, areq)
 	switch {
 	case errors.Is(err, kv.ErrNonNumeric):
 		c.line(protocol.ReplyNonNumeric)
@@ -423,7 +423,7 @@ func (c *conn) metaDebug(toks [][]byte) {
 			return
 		}
 	}
-	it, ok, err := c.srv.store.Get(ns, key)
+	it, ok, err := c.data.Get(ns, key)
 	switch {
 	case err != nil:
 		c.line(serverError(err))

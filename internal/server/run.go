@@ -14,6 +14,7 @@ import (
 	"github.com/sonae-kv/sonae/internal/clock"
 	"github.com/sonae-kv/sonae/internal/config"
 	"github.com/sonae-kv/sonae/internal/kv"
+	"github.com/sonae-kv/sonae/internal/netmux"
 	"github.com/sonae-kv/sonae/internal/protocol"
 	"github.com/sonae-kv/sonae/internal/storage"
 )
@@ -58,59 +59,68 @@ func KVOptions(cfg *config.Config) kv.Options {
 	return o
 }
 
-// Node is a running sonaed: engine, store and client listener.
+// Node is a running sonaed: engine, store, cluster machinery and client
+// listener.
 type Node struct {
 	Server *Server
 	Store  *kv.Store
 	Engine storage.Engine
 	Addr   net.Addr
 
+	cl     *cluster
 	cancel context.CancelFunc
 	bg     sync.WaitGroup
 	served chan error
 }
 
 // Start opens everything cfg describes and starts serving. ln may be nil, in
-// which case Start listens on cfg's address.
+// which case Start listens on cfg's address; when given, its port is the
+// node's port. Start returns once the node listens; Ready tells when it
+// belongs to an initialized cluster and serves data.
 func Start(cfg config.Config, ln net.Listener, clk clock.Clock, log *slog.Logger) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	eng, err := OpenEngine(&cfg, log.With("component", "storage"))
-	if err != nil {
-		return nil, err
-	}
-	store, err := kv.Open(eng, clk, KVOptions(&cfg), log.With("component", "kv"))
-	if err != nil {
-		eng.Close()
-		return nil, err
-	}
 	if ln == nil {
+		var err error
 		if ln, err = net.Listen("tcp", cfg.ClientAddr()); err != nil {
-			eng.Close()
 			return nil, fmt.Errorf("listen on %s: %w", cfg.ClientAddr(), err)
 		}
+	}
+	if a, ok := ln.Addr().(*net.TCPAddr); ok {
+		cfg.Port = a.Port
+	}
+	cl, store, eng, err := startCluster(&cfg, ln, clk, log)
+	if err != nil {
+		ln.Close()
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{
 		Server: New(cfg, store, clk, log.With("component", "server")),
-		Store:  store, Engine: eng, Addr: ln.Addr(), cancel: cancel,
+		Store:  store, Engine: eng, Addr: ln.Addr(), cl: cl, cancel: cancel,
 		served: make(chan error, 1),
 	}
+	n.Server.cl = cl
 	n.bg.Go(func() { store.Run(ctx) })
-	go func() { n.served <- n.Server.Serve(ln) }()
-	log.Info("sonaed serving", "addr", ln.Addr().String(),
-		"engine", cfg.Engine, "data", cfg.StoragePath(), "cluster", cfg.Name)
+	go func() { n.served <- n.Server.Serve(cl.mux.Listener(netmux.KindClient)) }()
+	log.Info("sonaed listening", "addr", ln.Addr().String(), "node", cfg.NodeID(),
+		"engine", cfg.Engine, "data", cfg.StoragePath(), "cluster", cfg.Name, "join", cfg.Join)
 	return n, nil
 }
+
+// Ready is closed once the node is a member of an initialized cluster.
+func (n *Node) Ready() <-chan struct{} { return n.cl.ready }
 
 // Done returns the channel on which the accept loop reports why it ended.
 func (n *Node) Done() <-chan error { return n.served }
 
-// Stop shuts the node down gracefully: connections finish what they have
-// read, background work stops, the engine is flushed and closed.
+// Stop shuts the node down: connections finish what they have read, the
+// cluster machinery stops (without leaving the cluster), background work
+// stops, the engine is flushed and closed.
 func (n *Node) Stop(ctx context.Context) error {
 	err := n.Server.Shutdown(ctx)
+	n.cl.close()
 	n.cancel()
 	n.bg.Wait()
 	if cerr := n.Engine.Close(); cerr != nil && !errors.Is(cerr, storage.ErrClosed) {

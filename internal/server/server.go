@@ -34,6 +34,7 @@ var (
 type Server struct {
 	cfg     config.Config
 	store   *kv.Store
+	cl      *cluster // nil only in unit tests that build a Server alone
 	clk     clock.Clock
 	log     *slog.Logger
 	budget  *byteBudget

@@ -69,6 +69,8 @@ func errLine(err error) string {
 // run executes one command and returns its output. Commands:
 //
 //	apply vnode= seq= put|delete ns= key= [value= flags= exptime= cas= time= origin=]
+//	load vnode= put|delete ns= key= [value= ...]   as apply, without a log entry or seq
+//	reset-seq vnode= seq=
 //	get vnode= ns= key=            the record or an error
 //	remove vnode= ns= key=
 //	seqs vnode=                    first=FirstSeq last=LastSeq
@@ -94,7 +96,7 @@ func (h *harness) run(d *datadriven.TestData) string {
 	var out []string
 	var err error
 	switch cmd {
-	case "apply":
+	case "apply", "load":
 		c := &Change{Vnode: vnode, Seq: d.Uint("seq", 0, 64), Namespace: ns, Key: key, Op: OpPut}
 		switch {
 		case d.HasWord("delete"):
@@ -109,7 +111,13 @@ func (h *harness) run(d *datadriven.TestData) string {
 			CAS:     d.Uint("cas", 0, 64),
 			Version: Version{Time: d.Uint("time", 0, 64), Origin: uint32(d.Uint("origin", 0, 32))},
 		}
-		err = h.e.Apply(c)
+		if cmd == "load" {
+			err = h.e.Load(c)
+		} else {
+			err = h.e.Apply(c)
+		}
+	case "reset-seq":
+		err = h.e.ResetSeq(vnode, d.Uint("seq", 0, 64))
 	case "get":
 		var r Record
 		if r, err = h.e.Get(vnode, ns, key); err == nil {

@@ -49,7 +49,9 @@
 //
 // Apply writes one pebble batch containing the data key (a Set for a put, a
 // Delete for a delete), the log entry, the seq key and, for a put with
-// Exptime != 0, an expiry entry. LastSeq and FirstSeq are kept in memory for
+// Exptime != 0, an expiry entry. Load writes the same batch without the log
+// entry and the seq key. ResetSeq deletes the 'l'|vnode range and sets the
+// seq key in one batch. LastSeq and FirstSeq are kept in memory for
 // each vnode. Open rebuilds them from the seq keys (so LastSeq survives a
 // TrimLog that empties the log) and from the first and last log entry of
 // each vnode.
@@ -73,10 +75,10 @@
 //
 // # Durability
 //
-// When Apply (or PutMeta, DropVnode, DropNamespace, TrimLog) returns nil,
-// the write is in the operating system and survives the process being
-// killed, with any Options. Options.Durability decides what a machine crash
-// or power loss can cost:
+// When Apply (or Load, ResetSeq, PutMeta, DropVnode, DropNamespace,
+// TrimLog) returns nil, the write is in the operating system and survives
+// the process being killed, with any Options. Options.Durability decides
+// what a machine crash or power loss can cost:
 //
 //   - DurabilityInterval (the default) loses at most the writes acknowledged
 //     in the last Options.SyncInterval (default 50 ms).
@@ -118,8 +120,9 @@
 //
 // # Concurrency
 //
-// Within a vnode, Apply, TrimLog and DropVnode are serialised by a per-vnode
-// lock. Other vnodes commit concurrently. Reads take no engine lock. Get and
-// scans see pebble's consistent point-in-time views. Close waits for calls
-// in progress, and later calls return ErrClosed.
+// Within a vnode, Apply, Load, ResetSeq, TrimLog and DropVnode are
+// serialised by a per-vnode lock. Other vnodes commit concurrently. Reads
+// take no engine lock. Get and scans see pebble's consistent point-in-time
+// views. Close waits for calls in progress, and later calls return
+// ErrClosed.
 package storage

@@ -123,6 +123,23 @@ type Engine interface {
 	// not keep references to c's slices after Apply returns.
 	Apply(c *Change) error
 
+	// Load stores c's record (OpPut) or deletes its key (OpDelete) like
+	// Apply, but without a change-log entry: c.Seq is ignored, and neither
+	// the log nor LastSeq(c.Vnode) is checked or changed. It is how a full
+	// copy of a vnode lands on a replica (DropVnode, Load every record of
+	// the primary's snapshot, ResetSeq to the primary's LastSeq taken before
+	// that snapshot, then Apply the primary's log from there). A put with
+	// an Exptime adds an expiry ref, as Apply does. Load is as durable as
+	// Apply, is serialised with Apply, TrimLog and DropVnode of the vnode,
+	// and keeps no reference to c's slices.
+	Load(c *Change) error
+
+	// ResetSeq makes LastSeq(vnode) equal seq and FirstSeq(vnode) equal
+	// seq+1: it drops every log entry of vnode (its records stay), and the
+	// next Apply must carry seq+1. seq may be lower than the current
+	// LastSeq. It is as durable as Apply and survives reopening.
+	ResetSeq(vnode uint16, seq uint64) error
+
 	// Remove deletes ns/key from vnode without a change-log entry. It is used
 	// to reclaim expired items: expiry is decided by the record itself, so
 	// each replica reclaims on its own. Removing a missing key is not an error.

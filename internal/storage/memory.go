@@ -101,6 +101,33 @@ func (m *Memory) Apply(c *Change) error {
 	if want := s.last + 1; c.Seq != want {
 		return fmt.Errorf("%w: vnode %d got seq %d, want %d", ErrSeqOutOfOrder, c.Vnode, c.Seq, want)
 	}
+	m.write(s, c)
+	lc := *logged(c)
+	lc.Key = cloneBytes(lc.Key)
+	lc.Record.Value = cloneBytes(lc.Record.Value)
+	s.log = append(s.log, &lc)
+	s.last = c.Seq
+	return nil
+}
+
+// Load implements Engine.
+func (m *Memory) Load(c *Change) error {
+	if err := validateChange(c); err != nil {
+		return err
+	}
+	if err := m.check(); err != nil {
+		return err
+	}
+	s := m.shards.getOrCreate(c.Vnode, newMemShard)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m.write(s, c)
+	return nil
+}
+
+// write stores c's record in s (a private copy, plus an expiry ref for an
+// Exptime) or deletes its key. The caller holds s.mu.
+func (m *Memory) write(s *memShard, c *Change) {
 	switch c.Op {
 	case OpPut:
 		r := c.Record
@@ -117,12 +144,6 @@ func (m *Memory) Apply(c *Change) error {
 	case OpDelete:
 		s.remove(c.Namespace, c.Key)
 	}
-	lc := *logged(c)
-	lc.Key = cloneBytes(lc.Key)
-	lc.Record.Value = cloneBytes(lc.Record.Value)
-	s.log = append(s.log, &lc)
-	s.last = c.Seq
-	return nil
 }
 
 // remove deletes ns/key; the caller holds mu.
@@ -270,6 +291,19 @@ func (m *Memory) DropVnode(vnode uint16) error {
 	s.ns = make(map[string]map[string]*Record)
 	s.log = nil
 	s.last = 0
+	s.mu.Unlock()
+	return nil
+}
+
+// ResetSeq implements Engine.
+func (m *Memory) ResetSeq(vnode uint16, seq uint64) error {
+	if err := m.check(); err != nil {
+		return err
+	}
+	s := m.shards.getOrCreate(vnode, newMemShard)
+	s.mu.Lock()
+	s.log = nil
+	s.last = seq
 	s.mu.Unlock()
 	return nil
 }

@@ -285,23 +285,7 @@ func (p *Pebble) Apply(c *Change) error {
 	}
 	b := p.db.NewBatch()
 	defer b.Close()
-	var err error
-	switch c.Op {
-	case OpPut:
-		op := b.SetDeferred(dataKeyLen(c.Namespace, c.Key), recordValueLen(&c.Record))
-		appendDataKey(op.Key[:0], c.Vnode, c.Namespace, c.Key)
-		putRecordValue(op.Value, &c.Record)
-		err = op.Finish()
-		if err == nil && c.Record.Exptime != 0 {
-			op = b.SetDeferred(expiryKeyLen(c.Namespace, c.Key), 0)
-			appendExpiryKey(op.Key[:0], c.Record.Exptime, c.Vnode, c.Namespace, c.Key)
-			err = op.Finish()
-		}
-	case OpDelete:
-		op := b.DeleteDeferred(dataKeyLen(c.Namespace, c.Key))
-		appendDataKey(op.Key[:0], c.Vnode, c.Namespace, c.Key)
-		err = op.Finish()
-	}
+	err := batchRecord(b, c)
 	if err == nil {
 		lc := logged(c)
 		op := b.SetDeferred(logKeyLen, changeValueLen(lc))
@@ -315,29 +299,86 @@ func (p *Pebble) Apply(c *Change) error {
 		binary.BigEndian.PutUint64(op.Value, c.Seq)
 		err = op.Finish()
 	}
-	var k []byte
-	if err == nil && p.rows != nil {
-		k = appendDataKey(nil, c.Vnode, c.Namespace, c.Key)
-		p.rows.begin(c.Vnode, k)
-	}
 	if err == nil {
-		err = b.Commit(writeOpts)
-		if err != nil && p.rows != nil {
-			p.rows.abort(c.Vnode)
-		}
+		err = p.commitRecord(b, c)
 	}
 	if err != nil {
 		return fmt.Errorf("storage: apply vnode %d seq %d: %w", c.Vnode, c.Seq, err)
 	}
 	vs.last.Store(c.Seq)
-	if p.rows != nil {
-		if c.Op == OpPut {
-			r := c.Record
-			r.Value = cloneBytes(r.Value) // the caller's bytes are not ours to keep
-			p.rows.put(c.Vnode, k, &r)
-		} else {
-			p.rows.remove(c.Vnode, k)
+	return nil
+}
+
+// Load implements Engine. It takes the vnode lock that Apply takes, so the
+// row cache sees the writes of a vnode in commit order.
+func (p *Pebble) Load(c *Change) error {
+	if err := validateChange(c); err != nil {
+		return err
+	}
+	if err := p.enter(); err != nil {
+		return err
+	}
+	defer p.exit()
+	vs := p.vnodes.getOrCreate(c.Vnode, newPebbleVnode)
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	b := p.db.NewBatch()
+	defer b.Close()
+	err := batchRecord(b, c)
+	if err == nil {
+		err = p.commitRecord(b, c)
+	}
+	if err != nil {
+		return fmt.Errorf("storage: load vnode %d: %w", c.Vnode, err)
+	}
+	return nil
+}
+
+// batchRecord adds c's record to b: the data key (a Set for a put, a
+// Delete for a delete) and, for a put with an Exptime, its expiry entry.
+func batchRecord(b *pebble.Batch, c *Change) error {
+	switch c.Op {
+	case OpPut:
+		op := b.SetDeferred(dataKeyLen(c.Namespace, c.Key), recordValueLen(&c.Record))
+		appendDataKey(op.Key[:0], c.Vnode, c.Namespace, c.Key)
+		putRecordValue(op.Value, &c.Record)
+		if err := op.Finish(); err != nil {
+			return err
 		}
+		if c.Record.Exptime != 0 {
+			op = b.SetDeferred(expiryKeyLen(c.Namespace, c.Key), 0)
+			appendExpiryKey(op.Key[:0], c.Record.Exptime, c.Vnode, c.Namespace, c.Key)
+			return op.Finish()
+		}
+		return nil
+	case OpDelete:
+		op := b.DeleteDeferred(dataKeyLen(c.Namespace, c.Key))
+		appendDataKey(op.Key[:0], c.Vnode, c.Namespace, c.Key)
+		return op.Finish()
+	}
+	return fmt.Errorf("%w: op %d", ErrBadChange, c.Op)
+}
+
+// commitRecord commits b, which writes c's record (see batchRecord), and
+// keeps the row cache coherent: begin before the commit, then put or remove
+// after it, or abort if it failed (see rowCache). The caller holds the
+// vnode's mu, so the cache sees the vnode's writes in commit order.
+func (p *Pebble) commitRecord(b *pebble.Batch, c *Change) error {
+	if p.rows == nil {
+		return b.Commit(writeOpts)
+	}
+	k := appendDataKey(nil, c.Vnode, c.Namespace, c.Key)
+	p.rows.begin(c.Vnode, k)
+	if err := b.Commit(writeOpts); err != nil {
+		p.rows.abort(c.Vnode)
+		return err
+	}
+	if c.Op == OpPut {
+		r := c.Record
+		r.Value = cloneBytes(r.Value) // the caller's bytes are not ours to keep
+		p.rows.put(c.Vnode, k, &r)
+	} else {
+		p.rows.remove(c.Vnode, k)
 	}
 	return nil
 }

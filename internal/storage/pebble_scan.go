@@ -229,6 +229,34 @@ func (p *Pebble) TrimLog(vnode uint16, before uint64) error {
 	return nil
 }
 
+// ResetSeq implements Engine: one batch deletes the vnode's log range and
+// sets its seq key, so that Open finds LastSeq = seq and an empty log.
+func (p *Pebble) ResetSeq(vnode uint16, seq uint64) error {
+	if err := p.enter(); err != nil {
+		return err
+	}
+	defer p.exit()
+	vs := p.vnodes.getOrCreate(vnode, newPebbleVnode)
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	b := p.db.NewBatch()
+	defer b.Close()
+	log := appendVnodePrefix(nil, prefixLog, vnode)
+	err := errors.Join(
+		b.DeleteRange(log, prefixEnd(log), nil),
+		b.Set(appendSeqKey(nil, vnode), binary.BigEndian.AppendUint64(nil, seq), nil),
+	)
+	if err == nil {
+		err = b.Commit(writeOpts)
+	}
+	if err != nil {
+		return fmt.Errorf("storage: reset seq of vnode %d: %w", vnode, err)
+	}
+	vs.last.Store(seq)
+	vs.first.Store(seq + 1)
+	return nil
+}
+
 // Usage implements Engine by scanning every record and log entry.
 func (p *Pebble) Usage() (Usage, error) {
 	if err := p.enter(); err != nil {

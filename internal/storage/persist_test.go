@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,13 +12,27 @@ import (
 )
 
 // TestPebblePersistence writes records (some flushed to sstables, some only
-// in the WAL), deletes, trims and metadata, then checks that a reopened
-// engine, under either durability policy, sees exactly the same state.
+// in the WAL), deletes, trims, loads, sequence resets and metadata, then
+// checks that a reopened engine, under either durability policy, sees
+// exactly the same state.
 func TestPebblePersistence(t *testing.T) {
 	dir := t.TempDir()
 	p := mustOpenPebble(t, dir, DurabilityInterval)
 	const perVnode = 200
 	vnodes := []uint16{0, 1, 513, 65535}
+	// Vnode 7 is a full copy: loaded records (flushed below), then a
+	// sequence reset and one change of the log (in the WAL only).
+	for i := 1; i <= 20; i++ {
+		c := &Change{Vnode: 7, Op: OpPut, Namespace: "ns", Key: []byte(fmt.Sprint(i)),
+			Record: Record{Value: []byte(fmt.Sprintf("loaded-%d", i)), Exptime: int64(i % 2), Version: Version{Time: uint64(i)}}}
+		if i%5 == 0 {
+			c.Op = OpDelete
+			c.Key = []byte(fmt.Sprint(i - 1))
+		}
+		if err := p.Load(c); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, v := range vnodes {
 		for i := 1; i <= perVnode; i++ {
 			c := &Change{Vnode: v, Seq: uint64(i), Op: OpPut, Namespace: "ns", Key: []byte(fmt.Sprint(i)),
@@ -40,19 +55,26 @@ func TestPebblePersistence(t *testing.T) {
 	if err := p.TrimLog(513, 50); err != nil {
 		t.Fatal(err)
 	}
+	if err := p.ResetSeq(7, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Apply(&Change{Vnode: 7, Seq: 1001, Op: OpPut, Namespace: "ns", Key: []byte("a"), Record: Record{Value: []byte("x")}}); err != nil {
+		t.Fatal(err)
+	}
 	if err := p.PutMeta("namespaces", []byte("ns")); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Remove(0, "ns", []byte("1")); err != nil {
 		t.Fatal(err)
 	}
-	want := dumpEngine(t, p, vnodes)
+	dumped := append(slices.Clone(vnodes), 7)
+	want := dumpEngine(t, p, dumped)
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range []Durability{DurabilityInterval, DurabilityFsync, DurabilityInterval} {
 		p = mustOpenPebble(t, dir, d)
-		if got := dumpEngine(t, p, vnodes); got != want {
+		if got := dumpEngine(t, p, dumped); got != want {
 			t.Fatalf("after reopen with %s:\n%s\nwant:\n%s", d, got, want)
 		}
 		if err := p.Close(); err != nil {
@@ -60,13 +82,13 @@ func TestPebblePersistence(t *testing.T) {
 		}
 	}
 	// Spot checks that the dump itself is meaningful.
-	for _, s := range []string{"vnode 513 first=50 last=200", "ns/2 value=\"value-0-2\" flags=2 exptime=2 cas=1002 version=2/0", "meta=\"ns\""} {
+	for _, s := range []string{"vnode 513 first=50 last=200", "vnode 7 first=1001 last=1001", "vnode 7 ns/3 value=\"loaded-3\" flags=0 exptime=1", "ns/2 value=\"value-0-2\" flags=2 exptime=2 cas=1002 version=2/0", "meta=\"ns\""} {
 		if !strings.Contains(want, s) {
 			t.Errorf("dump lacks %q", s)
 		}
 	}
-	for _, s := range []string{"ns/1 ", "ns/9 "} { // removed, deleted
-		if strings.Contains(want, "vnode 0 "+s) {
+	for _, s := range []string{"vnode 0 ns/1 ", "vnode 0 ns/9 ", "vnode 7 ns/4 "} { // removed, deleted, load-deleted
+		if strings.Contains(want, s) {
 			t.Errorf("dump has %q", s)
 		}
 	}

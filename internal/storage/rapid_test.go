@@ -79,6 +79,16 @@ func (m *model) first(v uint16) uint64 {
 }
 
 func (m *model) apply(c Change) {
+	m.load(c)
+	if c.Op == OpDelete {
+		c.Record = Record{Version: c.Record.Version}
+	}
+	m.logs[c.Vnode] = append(m.logs[c.Vnode], c)
+	m.last[c.Vnode] = c.Seq
+}
+
+// load is the record half of apply: no log entry, no sequence.
+func (m *model) load(c Change) {
 	if m.recs[c.Vnode] == nil {
 		m.recs[c.Vnode] = map[string]map[string]Record{}
 	}
@@ -92,10 +102,7 @@ func (m *model) apply(c Change) {
 		}
 	} else {
 		delete(m.recs[c.Vnode][c.Namespace], string(c.Key))
-		c.Record = Record{Version: c.Record.Version}
 	}
-	m.logs[c.Vnode] = append(m.logs[c.Vnode], c)
-	m.last[c.Vnode] = c.Seq
 }
 
 type modelTest struct {
@@ -114,6 +121,36 @@ func (mt *modelTest) actions(tb testing.TB) map[string]func(*rapid.T) {
 	vnodeGen := rapid.SampledFrom(modelVnodes)
 	nsGen := rapid.SampledFrom(modelNs)
 	keyGen := rapid.SampledFrom(modelKeys)
+	// drawChange draws a put or delete of vnode v with sequence seq.
+	drawChange := func(t *rapid.T, v uint16, seq uint64) Change {
+		c := Change{Vnode: v, Seq: seq, Op: OpPut, Namespace: nsGen.Draw(t, "ns"), Key: []byte(keyGen.Draw(t, "key"))}
+		if rapid.IntRange(0, 3).Draw(t, "delete") == 0 {
+			c.Op = OpDelete
+		}
+		c.Record = Record{
+			Value:   rapid.SliceOfN(rapid.Byte(), 0, 20).Draw(t, "value"),
+			Flags:   rapid.Uint32().Draw(t, "flags"),
+			Exptime: rapid.SampledFrom(modelExp).Draw(t, "exptime"),
+			CAS:     rapid.Uint64().Draw(t, "cas"),
+			Version: Version{Time: rapid.Uint64Range(0, 1000).Draw(t, "time"), Origin: rapid.Uint32Range(0, 3).Draw(t, "origin")},
+		}
+		return c
+	}
+	// write passes a copy of c to fn (Apply or Load), then scribbles over
+	// the copy's slices: the engine must not keep the caller's slices.
+	write := func(c Change, fn func(*Change) error) error {
+		in := c
+		in.Key = slices.Clone(c.Key)
+		in.Record.Value = slices.Clone(c.Record.Value)
+		err := fn(&in)
+		for i := range in.Key {
+			in.Key[i] ^= 0xff
+		}
+		for i := range in.Record.Value {
+			in.Record.Value[i] ^= 0xff
+		}
+		return err
+	}
 	return map[string]func(*rapid.T){
 		"apply": func(t *rapid.T) {
 			v := vnodeGen.Draw(t, "vnode")
@@ -122,28 +159,8 @@ func (mt *modelTest) actions(tb testing.TB) map[string]func(*rapid.T) {
 			if bad {
 				seq = rapid.SampledFrom([]uint64{0, seq - 1, seq + 1}).Draw(t, "seq")
 			}
-			c := Change{Vnode: v, Seq: seq, Op: OpPut, Namespace: nsGen.Draw(t, "ns"), Key: []byte(keyGen.Draw(t, "key"))}
-			if rapid.IntRange(0, 3).Draw(t, "delete") == 0 {
-				c.Op = OpDelete
-			}
-			c.Record = Record{
-				Value:   rapid.SliceOfN(rapid.Byte(), 0, 20).Draw(t, "value"),
-				Flags:   rapid.Uint32().Draw(t, "flags"),
-				Exptime: rapid.SampledFrom(modelExp).Draw(t, "exptime"),
-				CAS:     rapid.Uint64().Draw(t, "cas"),
-				Version: Version{Time: rapid.Uint64Range(0, 1000).Draw(t, "time"), Origin: rapid.Uint32Range(0, 3).Draw(t, "origin")},
-			}
-			in := c
-			in.Key = slices.Clone(c.Key)
-			in.Record.Value = slices.Clone(c.Record.Value)
-			err := mt.e.Apply(&in)
-			// The engine must not keep the caller's slices.
-			for i := range in.Key {
-				in.Key[i] ^= 0xff
-			}
-			for i := range in.Record.Value {
-				in.Record.Value[i] ^= 0xff
-			}
+			c := drawChange(t, v, seq)
+			err := write(c, mt.e.Apply)
 			if bad && seq != m.last[v]+1 {
 				if !errors.Is(err, ErrSeqOutOfOrder) {
 					t.Fatalf("apply seq %d on last %d: %v, want ErrSeqOutOfOrder", seq, m.last[v], err)
@@ -154,6 +171,26 @@ func (mt *modelTest) actions(tb testing.TB) map[string]func(*rapid.T) {
 				t.Fatal(err)
 			}
 			m.apply(c)
+		},
+		"load": func(t *rapid.T) {
+			v := vnodeGen.Draw(t, "vnode")
+			c := drawChange(t, v, rapid.Uint64Range(0, m.last[v]+2).Draw(t, "seq"))
+			if err := write(c, mt.e.Load); err != nil {
+				t.Fatal(err)
+			}
+			m.load(c)
+		},
+		"resetseq": func(t *rapid.T) {
+			if rapid.IntRange(0, 2).Draw(t, "rare") != 0 {
+				t.Skip("rare")
+			}
+			v := vnodeGen.Draw(t, "vnode")
+			seq := rapid.Uint64Range(0, m.last[v]+3).Draw(t, "seq")
+			if err := mt.e.ResetSeq(v, seq); err != nil {
+				t.Fatal(err)
+			}
+			m.logs[v] = nil
+			m.last[v] = seq
 		},
 		"get": func(t *rapid.T) {
 			v, ns, key := vnodeGen.Draw(t, "vnode"), nsGen.Draw(t, "ns"), keyGen.Draw(t, "key")

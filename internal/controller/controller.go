@@ -1,0 +1,291 @@
+package controller
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/sonae-kv/sonae/internal/meta"
+	"github.com/sonae-kv/sonae/internal/routing"
+)
+
+// Peer is a node as gossip sees it.
+type Peer struct {
+	ID   routing.NodeID
+	Addr string // host:port
+	// Status is alive, leaving, left or failed.
+	Status string
+}
+
+// RaftServer is one member of the Raft configuration.
+type RaftServer struct {
+	ID    string
+	Voter bool
+}
+
+// Raft is what the controller needs of the consensus node.
+type Raft interface {
+	IsLeader() bool
+	AddVoter(ctx context.Context, id, addr string) error
+	AddNonvoter(ctx context.Context, id, addr string) error
+	RemoveServer(ctx context.Context, id string) error
+	Servers() ([]RaftServer, error)
+}
+
+// Config configures a controller.
+type Config struct {
+	// Self is this node; Settings the cluster it creates if the metadata
+	// is empty when it first leads.
+	Self     meta.Member
+	Settings meta.Settings
+	// MaxVoters is how many members vote in Raft (1..5).
+	MaxVoters int
+	// Interval is how often the leader reconciles without being nudged.
+	Interval time.Duration
+}
+
+// Validate names the first bad field.
+func (c *Config) Validate() error {
+	switch {
+	case c.Self.ID == "" || c.Self.Addr == "":
+		return errors.New("controller: Config.Self needs ID and Addr")
+	case c.MaxVoters < 1 || c.MaxVoters > 5:
+		return fmt.Errorf("controller: Config.MaxVoters %d is outside 1..5", c.MaxVoters)
+	case c.Interval <= 0:
+		return fmt.Errorf("controller: Config.Interval %s must be positive", c.Interval)
+	}
+	return nil
+}
+
+// Deps are the controller's side effects.
+type Deps struct {
+	State func() *meta.State
+	// Apply commits a command; only called while this node leads.
+	Apply func(ctx context.Context, c meta.Command) error
+	Raft  Raft
+	// Peers lists the members gossip knows, this cluster's only.
+	Peers func() []Peer
+	// Nudge fires when something worth reconciling for happened (a
+	// member event, a leadership change).
+	Nudge <-chan struct{}
+	Log   *slog.Logger
+}
+
+// Controller is the leader's decision loop.
+type Controller struct {
+	cfg Config
+	d   Deps
+}
+
+// New returns a controller.
+func New(cfg Config, d Deps) (*Controller, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Controller{cfg: cfg, d: d}, nil
+}
+
+// Run reconciles while this node leads, until ctx ends.
+func (c *Controller) Run(ctx context.Context) {
+	t := time.NewTicker(c.cfg.Interval)
+	defer t.Stop()
+	for {
+		if c.d.Raft.IsLeader() {
+			if err := c.Reconcile(ctx); err != nil && ctx.Err() == nil {
+				c.d.Log.Info("reconcile did not finish; will retry", "error", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-c.d.Nudge:
+		}
+	}
+}
+
+// Reconcile brings the metadata in line with what gossip sees. Each step is
+// idempotent.
+func (c *Controller) Reconcile(ctx context.Context) error {
+	st := c.d.State()
+	if !st.Initialized() {
+		self := c.cfg.Self
+		self.Voter = true
+		if err := c.d.Apply(ctx, meta.Command{Op: meta.OpInit, Settings: &c.cfg.Settings, Member: &self}); err != nil && !errors.Is(err, meta.ErrAlreadyInitialized) {
+			return fmt.Errorf("creating the cluster: %w", err)
+		}
+		c.d.Log.Info("cluster created", "name", c.cfg.Settings.Name, "vnodes", routing.VnodeCount(c.cfg.Settings.DivBits),
+			"redundancy", c.cfg.Settings.Redundancy)
+	}
+	peers := c.d.Peers()
+	if err := c.admit(ctx, peers); err != nil {
+		return err
+	}
+	if err := c.removeLeft(ctx, peers); err != nil {
+		return err
+	}
+	if err := c.keepVoters(ctx, peers); err != nil {
+		return err
+	}
+	return c.fillShort(ctx, peers)
+}
+
+// admit adds alive peers that are not members yet: to Raft first (so the
+// node receives the log), then to the member list.
+func (c *Controller) admit(ctx context.Context, peers []Peer) error {
+	for _, p := range peers {
+		if p.Status != "alive" {
+			continue
+		}
+		st := c.d.State()
+		if m, ok := st.Member(p.ID); ok && m.Addr == p.Addr {
+			continue
+		}
+		voter := st.Voters() < c.cfg.MaxVoters
+		var err error
+		if voter {
+			err = c.d.Raft.AddVoter(ctx, string(p.ID), p.Addr)
+		} else {
+			err = c.d.Raft.AddNonvoter(ctx, string(p.ID), p.Addr)
+		}
+		if err != nil {
+			return fmt.Errorf("adding %s to raft: %w", p.ID, err)
+		}
+		m := meta.Member{ID: p.ID, Addr: p.Addr, Voter: voter}
+		if err := c.d.Apply(ctx, meta.Command{Op: meta.OpAddMember, Member: &m}); err != nil {
+			return fmt.Errorf("adding member %s: %w", p.ID, err)
+		}
+		c.d.Log.Info("node joined the cluster", "node", p.ID, "addr", p.Addr, "voter", voter)
+	}
+	return nil
+}
+
+// removeLeft removes members that left gracefully: from the member list
+// (their vnodes' in-sync secondaries take over) and from Raft.
+func (c *Controller) removeLeft(ctx context.Context, peers []Peer) error {
+	st := c.d.State()
+	for _, p := range peers {
+		if p.Status != "left" || p.ID == c.cfg.Self.ID {
+			continue
+		}
+		if _, ok := st.Member(p.ID); !ok {
+			continue
+		}
+		if err := c.d.Apply(ctx, meta.Command{Op: meta.OpRemoveMember, Node: p.ID}); err != nil {
+			return fmt.Errorf("removing member %s: %w", p.ID, err)
+		}
+		if err := c.d.Raft.RemoveServer(ctx, string(p.ID)); err != nil {
+			return fmt.Errorf("removing %s from raft: %w", p.ID, err)
+		}
+		c.d.Log.Info("node left the cluster", "node", p.ID)
+	}
+	return nil
+}
+
+// keepVoters promotes alive non-voting members while there are fewer
+// voters than wanted, so that a voter that left is replaced.
+func (c *Controller) keepVoters(ctx context.Context, peers []Peer) error {
+	alive := aliveSet(peers)
+	st := c.d.State()
+	for _, m := range st.Members {
+		if c.d.State().Voters() >= c.cfg.MaxVoters {
+			return nil
+		}
+		if m.Voter || !alive[m.ID] {
+			continue
+		}
+		if err := c.d.Raft.AddVoter(ctx, string(m.ID), m.Addr); err != nil {
+			return fmt.Errorf("promoting %s to voter: %w", m.ID, err)
+		}
+		if err := c.d.Apply(ctx, meta.Command{Op: meta.OpSetVoter, Node: m.ID, Voter: true}); err != nil {
+			return err
+		}
+		c.d.Log.Info("member promoted to voter", "node", m.ID)
+	}
+	return nil
+}
+
+func aliveSet(peers []Peer) map[routing.NodeID]bool {
+	alive := map[routing.NodeID]bool{}
+	for _, p := range peers {
+		if p.Status == "alive" {
+			alive[p.ID] = true
+		}
+	}
+	return alive
+}
+
+// fillShort gives every short vnode a replica on an alive member that
+// holds none of it, on a host it does not use yet, choosing the member with
+// the fewest replicas each time. The new replicas start lagging; their
+// primaries bring them in sync. All additions go in one Raft entry.
+func (c *Controller) fillShort(ctx context.Context, peers []Peer) error {
+	st := c.d.State()
+	t := st.Table
+	short := t.ShortVnodes()
+	if len(short) == 0 {
+		return nil
+	}
+	alive := aliveSet(peers)
+	alive[c.cfg.Self.ID] = true
+	load := map[routing.NodeID]int{}
+	var cands []routing.Node
+	for _, n := range t.Nodes {
+		if alive[n.ID] {
+			cands = append(cands, n)
+			for _, k := range t.Counts(n.ID) {
+				load[n.ID] += k
+			}
+		}
+	}
+	var batch []meta.Command
+	for _, v := range short {
+		r := t.Vnodes[v]
+		hosts := map[string]bool{}
+		for _, id := range r.Nodes {
+			if n, ok := t.Node(id); ok {
+				hosts[n.Host] = true
+			}
+		}
+		var best *routing.Node
+		for i := range cands {
+			n := &cands[i]
+			if r.Has(n.ID) || (!t.ReplicationInHost && hosts[n.Host]) {
+				continue
+			}
+			if best == nil || cmp.Or(cmp.Compare(load[n.ID], load[best.ID]), cmp.Compare(n.ID, best.ID)) < 0 {
+				best = n
+			}
+		}
+		if best == nil {
+			continue
+		}
+		load[best.ID]++
+		batch = append(batch, meta.Command{Op: meta.OpAddReplica, Vnode: v, Node: best.ID, Epoch: r.Epoch})
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	if err := c.d.Apply(ctx, meta.Command{Op: meta.OpBatch, Batch: batch}); err != nil {
+		return fmt.Errorf("adding replicas to short vnodes: %w", err)
+	}
+	nodes := map[routing.NodeID]int{}
+	for _, b := range batch {
+		nodes[b.Node]++
+	}
+	keys := slices.Sorted(func(yield func(routing.NodeID) bool) {
+		for k := range nodes {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+	for _, k := range keys {
+		c.d.Log.Info("short vnodes get a replica", "node", k, "vnodes", nodes[k])
+	}
+	return nil
+}

@@ -1,0 +1,296 @@
+package meta
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/sonae-kv/sonae/internal/routing"
+	"github.com/sonae-kv/sonae/internal/storage"
+)
+
+// Op names a command.
+type Op string
+
+// The commands.
+const (
+	// OpInit creates the cluster: its settings and its first member, which
+	// becomes the primary of every vnode.
+	OpInit Op = "init"
+	// OpAddMember adds a node to the members and to the table's node set
+	// (it holds no replica yet).
+	OpAddMember Op = "add_member"
+	// OpRemoveMember removes a node: from the members, from the table's
+	// node set and from every replica list. A vnode whose primary it was
+	// gets its first in-sync secondary as primary, epoch+1.
+	OpRemoveMember Op = "remove_member"
+	// OpSetVoter records whether a member votes.
+	OpSetVoter Op = "set_voter"
+	// OpCreateNamespace and OpDeleteNamespace: createhash and deletehash.
+	OpCreateNamespace Op = "create_namespace"
+	OpDeleteNamespace Op = "delete_namespace"
+	// OpAddReplica appends Node to vnode Vnode's replica list as a lagging
+	// replica, if the epoch still is Epoch and the list is short.
+	OpAddReplica Op = "add_replica"
+	// OpSetInSync marks Node in sync (InSync true) or lagging (false) in
+	// vnode Vnode, if the epoch still is Epoch. The primary cannot be
+	// marked lagging.
+	OpSetInSync Op = "set_in_sync"
+	// OpBatch applies Batch in order as one log entry. A command of the
+	// batch that is refused is skipped; the others still apply.
+	OpBatch Op = "batch"
+)
+
+// Command is one entry of the Raft log.
+type Command struct {
+	Op        Op             `json:"op"`
+	Settings  *Settings      `json:"settings,omitempty"`
+	Member    *Member        `json:"member,omitempty"`
+	Node      routing.NodeID `json:"node,omitempty"`
+	Namespace string         `json:"namespace,omitempty"`
+	Vnode     int            `json:"vnode,omitempty"`
+	Epoch     uint64         `json:"epoch,omitempty"`
+	InSync    bool           `json:"in_sync,omitempty"`
+	Voter     bool           `json:"voter,omitempty"`
+	Batch     []Command      `json:"batch,omitempty"`
+}
+
+// Encode returns the command's log form.
+func (c Command) Encode() []byte {
+	b, err := json.Marshal(c)
+	if err != nil {
+		panic(fmt.Sprintf("meta: encoding a command: %v", err)) // plain fields: cannot fail
+	}
+	return b
+}
+
+// DecodeCommand parses a log entry.
+func DecodeCommand(b []byte) (Command, error) {
+	var c Command
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("%w: %v", ErrBadCommand, err)
+	}
+	return c, nil
+}
+
+// apply returns the state after c, or an error refusing c (s unchanged).
+func apply(s *State, c Command) (*State, error) {
+	if c.Op != OpInit && !s.Initialized() {
+		return nil, ErrNotInitialized
+	}
+	switch c.Op {
+	case OpInit:
+		return applyInit(s, c)
+	case OpAddMember:
+		return applyAddMember(s, c)
+	case OpRemoveMember:
+		return applyRemoveMember(s, c)
+	case OpSetVoter:
+		n := s.clone()
+		i := slices.IndexFunc(n.Members, func(m Member) bool { return m.ID == c.Node })
+		if i < 0 {
+			return nil, fmt.Errorf("%w: %s", ErrUnknownMember, c.Node)
+		}
+		n.Members[i].Voter = c.Voter
+		return n, nil
+	case OpCreateNamespace:
+		if err := storage.ValidNamespace(c.Namespace); err != nil {
+			return nil, err
+		}
+		if s.HasNamespace(c.Namespace) {
+			return nil, fmt.Errorf("%w: %s", ErrNamespaceExists, c.Namespace)
+		}
+		n := s.clone()
+		n.Namespaces = append(n.Namespaces, c.Namespace)
+		slices.Sort(n.Namespaces)
+		return n, nil
+	case OpDeleteNamespace:
+		if c.Namespace == DefaultNamespace {
+			return nil, ErrDefaultNamespace
+		}
+		i := slices.Index(s.Namespaces, c.Namespace)
+		if i < 0 {
+			return nil, fmt.Errorf("%w: %s", ErrNoNamespace, c.Namespace)
+		}
+		n := s.clone()
+		n.Namespaces = slices.Delete(n.Namespaces, i, i+1)
+		return n, nil
+	case OpAddReplica:
+		return applyAddReplica(s, c)
+	case OpSetInSync:
+		return applySetInSync(s, c)
+	case OpBatch:
+		cur := s
+		for _, sub := range c.Batch {
+			if sub.Op == OpBatch || sub.Op == OpInit {
+				return nil, fmt.Errorf("%w: %s inside a batch", ErrBadCommand, sub.Op)
+			}
+			if next, err := apply(cur, sub); err == nil {
+				cur = next
+			}
+		}
+		return cur, nil
+	}
+	return nil, fmt.Errorf("%w: unknown op %q", ErrBadCommand, c.Op)
+}
+
+func applyInit(s *State, c Command) (*State, error) {
+	if s.Initialized() {
+		return nil, ErrAlreadyInitialized
+	}
+	if c.Settings == nil || c.Member == nil || c.Member.ID == "" {
+		return nil, fmt.Errorf("%w: init needs settings and a member", ErrBadCommand)
+	}
+	t, err := routing.NewTable(c.Settings.DivBits, c.Settings.Redundancy, c.Settings.ReplicationInHost)
+	if err != nil {
+		return nil, err
+	}
+	t.Nodes = []routing.Node{routing.NodeFromID(c.Member.ID)}
+	for v := range t.Vnodes {
+		t.Vnodes[v] = routing.Replicas{Nodes: []routing.NodeID{c.Member.ID}, Epoch: 1}
+	}
+	t.Version = 1
+	n := s.clone()
+	n.Settings = *c.Settings
+	n.Members = []Member{*c.Member}
+	n.Namespaces = []string{DefaultNamespace}
+	n.Table = t
+	return n, nil
+}
+
+func applyAddMember(s *State, c Command) (*State, error) {
+	if c.Member == nil || c.Member.ID == "" || c.Member.Addr == "" {
+		return nil, fmt.Errorf("%w: add_member needs a member with id and addr", ErrBadCommand)
+	}
+	n := s.clone()
+	i, found := slices.BinarySearchFunc(n.Members, c.Member.ID, func(m Member, id routing.NodeID) int {
+		return compareIDs(m.ID, id)
+	})
+	if found {
+		if n.Members[i] == *c.Member {
+			return s, nil // a retried join: nothing to change
+		}
+		n.Members[i] = *c.Member
+		return n, nil
+	}
+	n.Members = slices.Insert(n.Members, i, *c.Member)
+	if _, ok := n.Table.Node(c.Member.ID); !ok {
+		n.cloneTable()
+		node := routing.NodeFromID(c.Member.ID)
+		j, _ := slices.BinarySearchFunc(n.Table.Nodes, node.ID, func(x routing.Node, id routing.NodeID) int {
+			return compareIDs(x.ID, id)
+		})
+		n.Table.Nodes = slices.Insert(n.Table.Nodes, j, node)
+	}
+	return n, nil
+}
+
+func applyRemoveMember(s *State, c Command) (*State, error) {
+	if _, ok := s.Member(c.Node); !ok {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownMember, c.Node)
+	}
+	n := s.clone()
+	n.Members = slices.DeleteFunc(n.Members, func(m Member) bool { return m.ID == c.Node })
+	n.cloneTable()
+	t := n.Table
+	t.Nodes = slices.DeleteFunc(t.Nodes, func(x routing.Node) bool { return x.ID == c.Node })
+	for v := range t.Vnodes {
+		r := &t.Vnodes[v]
+		if !r.Has(c.Node) {
+			continue
+		}
+		wasPrimary := r.Primary() == c.Node
+		lag := slices.DeleteFunc(n.Lagging[v], func(x routing.NodeID) bool { return x == c.Node })
+		r.Nodes = slices.DeleteFunc(r.Nodes, func(x routing.NodeID) bool { return x == c.Node })
+		if wasPrimary {
+			// Promote the first in-sync secondary: only an in-sync replica
+			// holds every acknowledged write.
+			k := slices.IndexFunc(r.Nodes, func(x routing.NodeID) bool { return !slices.Contains(lag, x) })
+			if k < 0 {
+				r.Nodes = nil // every remaining copy lags: the vnode is lost
+				lag = nil
+			} else if k > 0 {
+				p := r.Nodes[k]
+				r.Nodes = append([]routing.NodeID{p}, slices.Delete(r.Nodes, k, k+1)...)
+			}
+			r.Epoch++
+		}
+		n.setLagging(v, lag)
+	}
+	return n, nil
+}
+
+func applyAddReplica(s *State, c Command) (*State, error) {
+	if err := checkVnode(s, c); err != nil {
+		return nil, err
+	}
+	if _, ok := s.Table.Node(c.Node); !ok {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownMember, c.Node)
+	}
+	r := s.Table.Vnodes[c.Vnode]
+	if r.Has(c.Node) {
+		return s, nil
+	}
+	if len(r.Nodes) == 0 {
+		return nil, fmt.Errorf("%w: vnode %d is lost; a replica cannot be added", ErrBadCommand, c.Vnode)
+	}
+	if len(r.Nodes) >= s.Table.Redundancy {
+		return nil, fmt.Errorf("%w: vnode %d already has %d replicas", ErrBadCommand, c.Vnode, len(r.Nodes))
+	}
+	n := s.clone()
+	n.cloneTable()
+	nr := &n.Table.Vnodes[c.Vnode]
+	nr.Nodes = append(nr.Nodes, c.Node)
+	if err := n.Table.Validate(); err != nil {
+		return nil, err
+	}
+	n.setLagging(c.Vnode, append(n.Lagging[c.Vnode], c.Node))
+	return n, nil
+}
+
+func applySetInSync(s *State, c Command) (*State, error) {
+	if err := checkVnode(s, c); err != nil {
+		return nil, err
+	}
+	r := s.Table.Vnodes[c.Vnode]
+	if !r.Has(c.Node) {
+		return nil, fmt.Errorf("%w: %s, vnode %d", ErrNotReplica, c.Node, c.Vnode)
+	}
+	if r.Primary() == c.Node && !c.InSync {
+		return nil, fmt.Errorf("%w: the primary of vnode %d cannot lag", ErrBadCommand, c.Vnode)
+	}
+	lagging := slices.Contains(s.Lagging[c.Vnode], c.Node)
+	if lagging == !c.InSync {
+		return s, nil
+	}
+	n := s.clone()
+	n.cloneTable() // the version tells clients the in-sync set changed
+	lag := n.Lagging[c.Vnode]
+	if c.InSync {
+		lag = slices.DeleteFunc(lag, func(x routing.NodeID) bool { return x == c.Node })
+	} else {
+		lag = append(lag, c.Node)
+	}
+	n.setLagging(c.Vnode, lag)
+	return n, nil
+}
+
+func checkVnode(s *State, c Command) error {
+	if c.Vnode < 0 || c.Vnode >= s.Table.VnodeCount() {
+		return fmt.Errorf("%w: vnode %d out of range", ErrBadCommand, c.Vnode)
+	}
+	if e := s.Table.Vnodes[c.Vnode].Epoch; e != c.Epoch {
+		return fmt.Errorf("%w: vnode %d is at epoch %d, not %d", ErrStaleEpoch, c.Vnode, e, c.Epoch)
+	}
+	return nil
+}
+
+func compareIDs(a, b routing.NodeID) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,249 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/sonae-kv/sonae/internal/meta"
+	"github.com/sonae-kv/sonae/internal/routing"
+	"github.com/sonae-kv/sonae/internal/storage"
+)
+
+// vnodeState is what this node tracks of one vnode as its primary.
+type vnodeState struct {
+	mu sync.Mutex
+	// applied is the seq of the last change this node applied as primary;
+	// durable the highest seq whose replication was confirmed. Replicas
+	// apply in seq order, so durable >= s means every change up to s is on
+	// every in-sync replica.
+	applied, durable uint64
+	settled          chan struct{} // closed and replaced when durable rises
+	// live lists lagging replicas that already receive every new change
+	// (a sync brought them to the head of the log); they are not waited
+	// for.
+	live map[routing.NodeID]bool
+
+	demoting map[routing.NodeID]*demotion
+}
+
+type demotion struct {
+	done chan struct{}
+	err  error
+}
+
+func (vs *vnodeState) markDurable(seq uint64) {
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	if seq > vs.durable {
+		vs.durable = seq
+		close(vs.settled)
+		vs.settled = make(chan struct{})
+	}
+}
+
+// pendingAck is one replication frame awaiting its ack.
+type pendingAck struct {
+	node   routing.NodeID
+	ch     <-chan frame
+	err    error
+	inSync bool
+}
+
+// Hook is kv.Options.Replicate: it runs under the vnode lock right after c
+// was applied locally, queues c to every replica that receives the vnode's
+// changes, and returns the wait that confirms the in-sync ones.
+func (r *Replicator) Hook(c *storage.Change) func() error {
+	st := r.state()
+	vn := int(c.Vnode)
+	vs := &r.vnodes[vn]
+	vs.mu.Lock()
+	if c.Seq > vs.applied {
+		vs.applied = c.Seq
+	}
+	var live []routing.NodeID
+	for n := range vs.live {
+		live = append(live, n)
+	}
+	vs.mu.Unlock()
+	if !st.Initialized() {
+		vs.markDurable(c.Seq)
+		return nil
+	}
+	rep := st.Table.Vnodes[vn]
+	if rep.Primary() != r.cfg.Self {
+		// The table moved between routing and applying. The change stays
+		// local and unacknowledged; the next sync of this replica
+		// replaces the diverged copy.
+		return func() error {
+			return unavailable(vn, "this node stopped being the primary during the write")
+		}
+	}
+	var body []byte
+	var pending []pendingAck
+	for _, n := range rep.Nodes[1:] {
+		inSync := st.InSync(vn, n)
+		if !inSync && !contains(live, n) {
+			continue
+		}
+		if body == nil {
+			var e enc
+			e.change(rep.Epoch, c)
+			body = e.b
+		}
+		p := pendingAck{node: n, inSync: inSync}
+		if addr, ok := addrOf(st, n); !ok {
+			p.err = fmt.Errorf("%w: %s is not a member", ErrPeerDown, n)
+		} else if pc, err := r.pool.replication(r.ctx, addr); err != nil {
+			p.err = err
+		} else {
+			p.ch, p.err = pc.send(tReplicate, body)
+		}
+		pending = append(pending, p)
+	}
+	seq, epoch := c.Seq, rep.Epoch
+	if !anyInSync(pending) {
+		vs.markDurable(seq)
+		return nil
+	}
+	return func() error { return r.confirm(vn, epoch, seq, pending) }
+}
+
+func contains(ns []routing.NodeID, n routing.NodeID) bool {
+	for _, x := range ns {
+		if x == n {
+			return true
+		}
+	}
+	return false
+}
+
+func anyInSync(ps []pendingAck) bool {
+	for _, p := range ps {
+		if p.inSync {
+			return true
+		}
+	}
+	return false
+}
+
+// confirm waits for the in-sync replicas' acks of seq. A replica that does
+// not ack in time, or refuses for any reason but a stale epoch, is removed
+// from the in-sync set through Raft before the write is acknowledged.
+func (r *Replicator) confirm(vn int, epoch, seq uint64, pending []pendingAck) error {
+	timer := time.NewTimer(r.cfg.ReplicationTimeout)
+	defer timer.Stop()
+	for _, p := range pending {
+		if !p.inSync {
+			continue
+		}
+		err := p.err
+		if err == nil {
+			select {
+			case f, ok := <-p.ch:
+				if !ok {
+					err = ErrPeerDown
+				} else {
+					err = decodeError(newDec(f.body))
+				}
+			case <-timer.C:
+				err = ErrTimeout
+				timer.Reset(0) // the others get no more time
+			}
+		}
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, ErrStaleEpoch) {
+			return unavailable(vn, "replica %s holds a newer epoch than %d: this node is no longer the primary", p.node, epoch)
+		}
+		r.log.Warn("secondary did not confirm a change; removing it from the in-sync set",
+			"vnode", vn, "seq", seq, "secondary", p.node, "error", err)
+		if derr := r.demote(vn, p.node, epoch); derr != nil {
+			return unavailable(vn, "secondary %s did not confirm (%v) and it could not be removed from the in-sync set: %v", p.node, err, derr)
+		}
+	}
+	r.vnodes[vn].markDurable(seq)
+	return nil
+}
+
+// demote marks node lagging in vn through Raft, once for all the writes
+// that wait on it at the same time.
+func (r *Replicator) demote(vn int, node routing.NodeID, epoch uint64) error {
+	vs := &r.vnodes[vn]
+	vs.mu.Lock()
+	if d := vs.demoting[node]; d != nil {
+		vs.mu.Unlock()
+		<-d.done
+		return d.err
+	}
+	d := &demotion{done: make(chan struct{})}
+	if vs.demoting == nil {
+		vs.demoting = map[routing.NodeID]*demotion{}
+	}
+	vs.demoting[node] = d
+	vs.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(r.ctx, 2*r.cfg.ReplicationTimeout)
+	d.err = r.d.Propose(ctx, meta.Command{Op: meta.OpSetInSync, Vnode: vn, Node: node, Epoch: epoch, InSync: false})
+	cancel()
+	if errors.Is(d.err, meta.ErrNotReplica) {
+		d.err = nil // removed from the vnode meanwhile: nothing to wait for
+	}
+	vs.mu.Lock()
+	delete(vs.demoting, node)
+	vs.mu.Unlock()
+	close(d.done)
+	return d.err
+}
+
+// barrier waits until every change this node applied to vn as primary, up
+// to now, is confirmed. A change whose confirmation failed keeps the vnode
+// unsettled until resolve checks the replicas.
+func (r *Replicator) barrier(vn int) error {
+	vs := &r.vnodes[vn]
+	vs.mu.Lock()
+	target := vs.applied
+	vs.mu.Unlock()
+	timer := time.NewTimer(r.cfg.ReplicationTimeout)
+	defer timer.Stop()
+	for {
+		vs.mu.Lock()
+		durable, ch := vs.durable, vs.settled
+		vs.mu.Unlock()
+		if durable >= target {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return r.resolve(vn, target)
+		case <-r.ctx.Done():
+			return unavailable(vn, "shutting down")
+		}
+	}
+}
+
+// resolve settles vn after a change whose confirmation failed: it asks
+// every in-sync secondary how far it got, removes those behind from the
+// in-sync set, and then counts everything up to target as confirmed.
+func (r *Replicator) resolve(vn int, target uint64) error {
+	st := r.state()
+	rep := st.Table.Vnodes[vn]
+	if rep.Primary() != r.cfg.Self {
+		return unavailable(vn, "this node is no longer the primary")
+	}
+	for _, n := range st.InSyncReplicas(vn)[1:] {
+		last, _, err := r.status(st, n, vn)
+		if err == nil && last >= target {
+			continue
+		}
+		if err := r.demote(vn, n, rep.Epoch); err != nil {
+			return unavailable(vn, "secondary %s could not be confirmed or removed from the in-sync set: %v", n, err)
+		}
+	}
+	r.vnodes[vn].markDurable(target)
+	return nil
+}

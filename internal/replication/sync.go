@@ -1,0 +1,300 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/sonae-kv/sonae/internal/meta"
+	"github.com/sonae-kv/sonae/internal/routing"
+	"github.com/sonae-kv/sonae/internal/storage"
+)
+
+// syncKey names one lagging replica of one vnode.
+type syncKey struct {
+	vnode int
+	node  routing.NodeID
+}
+
+// Run brings the lagging replicas of the vnodes this node is primary of
+// back in sync, until ctx ends. It reacts to every metadata change and
+// retries failed syncs with a backoff.
+func (r *Replicator) Run(ctx context.Context) {
+	type result struct {
+		k   syncKey
+		err error
+	}
+	running := map[syncKey]bool{}
+	failedAt := map[syncKey]time.Time{}
+	failures := map[syncKey]int{}
+	done := make(chan result)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		changed := r.d.Changed()
+		st := r.state()
+		if st.Initialized() {
+			r.pruneLive(st)
+			for v := range st.Table.Vnodes {
+				if st.Table.Vnodes[v].Primary() != r.cfg.Self {
+					continue
+				}
+				for _, n := range st.Lagging[v] {
+					k := syncKey{v, n}
+					if running[k] || len(running) >= r.cfg.MaxSyncs {
+						continue
+					}
+					if t, ok := failedAt[k]; ok && time.Since(t) < backoff(failures[k]) {
+						continue
+					}
+					running[k] = true
+					epoch := st.Table.Vnodes[v].Epoch
+					r.wg.Add(1)
+					go func() {
+						defer r.wg.Done()
+						err := r.syncReplica(ctx, k.vnode, k.node, epoch)
+						select {
+						case done <- result{k, err}:
+						case <-ctx.Done():
+						}
+					}()
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.ctx.Done():
+			return
+		case <-changed:
+		case <-tick.C:
+		case res := <-done:
+			k := res.k
+			delete(running, k)
+			if res.err != nil {
+				failedAt[k] = time.Now()
+				failures[k]++
+				lvl := slog.LevelDebug
+				if failures[k] == 1 {
+					lvl = slog.LevelInfo
+				}
+				r.log.Log(ctx, lvl, "replica sync did not finish; will retry", "vnode", k.vnode, "replica", k.node,
+					"attempt", failures[k], "error", res.err)
+			} else {
+				delete(failedAt, k)
+				delete(failures, k)
+			}
+		}
+	}
+}
+
+// backoff is the wait before retrying a sync that failed n times.
+func backoff(n int) time.Duration {
+	return min(time.Duration(1<<min(n, 5))*250*time.Millisecond, 5*time.Second)
+}
+
+// pruneLive forgets live flags of replicas that are in sync or gone.
+func (r *Replicator) pruneLive(st *meta.State) {
+	for v := range r.vnodes {
+		vs := &r.vnodes[v]
+		vs.mu.Lock()
+		for n := range vs.live {
+			if v >= st.Table.VnodeCount() || !contains(st.Lagging[v], n) || st.Table.Vnodes[v].Primary() != r.cfg.Self {
+				delete(vs.live, n)
+			}
+		}
+		vs.mu.Unlock()
+	}
+}
+
+// syncWindow bounds the frames of a sync in flight before waiting for acks.
+const syncWindow = 512
+
+// syncStream sends a sync's frames on the ordered replication connection
+// and checks their acks in windows.
+type syncStream struct {
+	pc      *peerConn
+	pending []<-chan frame
+	sent    int64
+}
+
+func (s *syncStream) send(typ byte, body []byte) error {
+	ch, err := s.pc.send(typ, body)
+	if err != nil {
+		return err
+	}
+	s.pending = append(s.pending, ch)
+	s.sent += int64(len(body))
+	if len(s.pending) >= syncWindow {
+		return s.drain(len(s.pending) / 2)
+	}
+	return nil
+}
+
+// drain waits for the acks of the oldest n frames.
+func (s *syncStream) drain(n int) error {
+	for _, ch := range s.pending[:n] {
+		f, ok := <-ch
+		if !ok {
+			return ErrPeerDown
+		}
+		if err := decodeError(newDec(f.body)); err != nil {
+			return err
+		}
+	}
+	s.pending = append(s.pending[:0], s.pending[n:]...)
+	return nil
+}
+
+// syncReplica brings node's copy of vn up to date with this primary's:
+// from the change log when node holds a prefix of this node's history, by
+// a full copy otherwise. Then, holding the vnode lock for the last few
+// changes, it makes node receive every new change, waits for the acks and
+// marks node in sync through Raft.
+func (r *Replicator) syncReplica(ctx context.Context, vn int, node routing.NodeID, epoch uint64) (err error) {
+	st := r.state()
+	addr, ok := addrOf(st, node)
+	if !ok {
+		return fmt.Errorf("%s is not a member", node)
+	}
+	last, ver, err := r.status(st, node, vn)
+	if err != nil {
+		return err
+	}
+	pc, err := r.pool.replication(ctx, addr)
+	if err != nil {
+		return err
+	}
+	s := &syncStream{pc: pc}
+	eng := r.d.Store.Engine()
+	v16 := uint16(vn)
+	start := time.Now()
+	full := !r.isPrefix(v16, last, ver)
+	from := last + 1
+	if full {
+		if from, err = r.fullCopy(s, vn, epoch); err != nil {
+			return err
+		}
+	}
+	vs := &r.vnodes[vn]
+	defer func() {
+		if err != nil {
+			vs.mu.Lock()
+			delete(vs.live, node)
+			vs.mu.Unlock()
+		}
+	}()
+	for {
+		next, err := r.sendLog(s, v16, from, epoch)
+		if errors.Is(err, storage.ErrLogTruncated) && !full {
+			full = true
+			if from, err = r.fullCopy(s, vn, epoch); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		from = next
+		if eng.LastSeq(v16)+1-from < 64 {
+			break
+		}
+	}
+	// The tail, with writers held off, then live.
+	unlock := r.d.Store.LockVnode(v16)
+	if cur := r.state(); cur.Table.Vnodes[vn].Epoch != epoch || cur.Table.Vnodes[vn].Primary() != r.cfg.Self {
+		unlock()
+		return fmt.Errorf("vnode %d changed epoch during the sync", vn)
+	}
+	_, err = r.sendLog(s, v16, from, epoch)
+	if err == nil {
+		vs.mu.Lock()
+		if vs.live == nil {
+			vs.live = map[routing.NodeID]bool{}
+		}
+		vs.live[node] = true
+		vs.mu.Unlock()
+	}
+	unlock()
+	if err != nil {
+		return err
+	}
+	if err := s.drain(len(s.pending)); err != nil {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 4*r.cfg.ReplicationTimeout)
+	defer cancel()
+	if err := r.d.Propose(pctx, meta.Command{Op: meta.OpSetInSync, Vnode: vn, Node: node, Epoch: epoch, InSync: true}); err != nil {
+		return fmt.Errorf("marking in sync: %w", err)
+	}
+	r.log.Info("replica in sync", "vnode", vn, "replica", node, "full_copy", full,
+		"bytes", s.sent, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// isPrefix reports whether a replica whose last change is (last, ver)
+// holds a prefix of this node's history that the log can extend.
+func (r *Replicator) isPrefix(vn uint16, last uint64, ver storage.Version) bool {
+	eng := r.d.Store.Engine()
+	switch {
+	case last > eng.LastSeq(vn):
+		return false
+	case last == 0:
+		return eng.FirstSeq(vn) <= 1
+	case last+1 < eng.FirstSeq(vn):
+		return false
+	}
+	mine, ok := versionAt(eng, vn, last)
+	return ok && mine == ver
+}
+
+// fullCopy empties the replica's vnode, streams every record, and then
+// sets the replica's log to continue after S, this node's last seq when the
+// copy began; the log from S+1 then brings it up to date (replaying a change
+// over a newer record is harmless: a change is the resulting state of its
+// key). Until the last step the replica's vnode claims seq 0, so a copy cut
+// short by a crash is redone in full, never resumed from a log position it
+// does not hold. It returns S+1.
+func (r *Replicator) fullCopy(s *syncStream, vn int, epoch uint64) (uint64, error) {
+	eng := r.d.Store.Engine()
+	v16 := uint16(vn)
+	base := eng.LastSeq(v16)
+	seqFrame := func(typ byte, seq uint64) error {
+		var e enc
+		e.u64(uint64(vn))
+		e.u64(epoch)
+		e.u64(seq)
+		return s.send(typ, e.b)
+	}
+	if err := seqFrame(tReset, 0); err != nil {
+		return 0, err
+	}
+	err := eng.ScanVnode(v16, func(ns string, key []byte, rec *storage.Record) error {
+		var e enc
+		e.change(epoch, &storage.Change{Vnode: v16, Op: storage.OpPut, Namespace: ns, Key: key, Record: *rec})
+		return s.send(tLoad, e.b)
+	})
+	if err != nil {
+		return 0, err
+	}
+	if err := seqFrame(tSetSeq, base); err != nil {
+		return 0, err
+	}
+	return base + 1, nil
+}
+
+// sendLog sends vn's changes from seq from on, and returns the seq after
+// the last one sent.
+func (r *Replicator) sendLog(s *syncStream, vn uint16, from, epoch uint64) (uint64, error) {
+	next := from
+	err := r.d.Store.Engine().ScanLog(vn, from, func(c *storage.Change) error {
+		var e enc
+		e.change(epoch, c)
+		next = c.Seq + 1
+		return s.send(tReplicate, e.b)
+	})
+	return next, err
+}
