@@ -27,7 +27,7 @@ var wireSentinels = []error{
 	kv.ErrNonNumeric, kv.ErrNoNamespace, kv.ErrSeqGap,
 	meta.ErrStaleEpoch, meta.ErrNotReplica, meta.ErrUnknownMember, meta.ErrNamespaceExists,
 	meta.ErrNoNamespace, meta.ErrDefaultNamespace, meta.ErrNotInitialized, meta.ErrBadCommand,
-	storage.ErrBadNamespace, ErrNotLeader,
+	storage.ErrBadNamespace, ErrNotLeader, ErrDiverged,
 }
 
 // ErrNotLeader: a proposal reached a node that is not the Raft leader.

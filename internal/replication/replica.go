@@ -24,7 +24,7 @@ func (r *Replicator) handleReplica(f frame) []byte {
 		if err = d.done(); err == nil {
 			if err = r.checkEpoch(int(c.Vnode), epoch); err == nil {
 				if f.typ == tReplicate {
-					err = r.d.Store.ApplyReplicated(&c)
+					err = r.applyChange(&c)
 				} else {
 					err = r.d.Store.LoadReplicated(&c)
 				}
@@ -55,6 +55,21 @@ func (r *Replicator) handleReplica(f frame) []byte {
 		e.u64(r.d.Store.Engine().LastSeq(vn))
 	}
 	return e.b
+}
+
+// applyChange applies a replicated change. A change at a seq the replica
+// already has is a duplicate only if it is the same change (same version);
+// otherwise the replica's history diverged from the primary's (it holds a
+// change the primary does not), and it must be rebuilt by a full copy.
+func (r *Replicator) applyChange(c *storage.Change) error {
+	eng := r.d.Store.Engine()
+	if c.Seq <= eng.LastSeq(c.Vnode) {
+		if v, ok := versionAt(eng, c.Vnode, c.Seq); ok && v != c.Record.Version {
+			return fmt.Errorf("%w: vnode %d seq %d holds another change than the primary's", ErrDiverged, c.Vnode, c.Seq)
+		}
+		return nil
+	}
+	return r.d.Store.ApplyReplicated(c)
 }
 
 // checkEpoch refuses frames from an epoch older than the local table's,

@@ -26,6 +26,9 @@ var (
 	// ErrStaleEpoch: a replication frame came from an older epoch than the
 	// receiver's routing table holds.
 	ErrStaleEpoch = errors.New("replication: stale epoch")
+	// ErrDiverged: a replica holds a change at a seq where the primary has
+	// another one; it needs a full copy.
+	ErrDiverged = errors.New("replication: replica diverged from the primary")
 )
 
 // NotPrimaryError is the answer of a node that is not the primary of a
@@ -214,6 +217,8 @@ func (r *Replicator) handleRequest(f frame) []byte {
 	switch f.typ {
 	case tForward:
 		return r.handleForward(f.body)
+	case tForwardBatch:
+		return r.handleForwardBatch(f.body)
 	case tStatus:
 		return r.handleStatus(f.body)
 	case tPropose:

@@ -90,6 +90,30 @@ func (r *Replicator) Run(ctx context.Context) {
 	}
 }
 
+// confirmCaughtUp waits until node has applied every change this primary
+// applied to vn so far.
+func (r *Replicator) confirmCaughtUp(ctx context.Context, vn int, node routing.NodeID) error {
+	vs := &r.vnodes[vn]
+	vs.mu.Lock()
+	target := vs.applied
+	vs.mu.Unlock()
+	deadline := time.Now().Add(r.cfg.ReplicationTimeout)
+	for {
+		last, _, err := r.status(r.state(), node, vn)
+		if err == nil && last >= target {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("replica %s of vnode %d is at seq %d after being marked in sync, want %d (%v)", node, vn, last, target, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
 // backoff is the wait before retrying a sync that failed n times.
 func backoff(n int) time.Duration {
 	return min(time.Duration(1<<min(n, 5))*250*time.Millisecond, 5*time.Second)
@@ -229,6 +253,15 @@ func (r *Replicator) syncReplica(ctx context.Context, vn int, node routing.NodeI
 	defer cancel()
 	if err := r.d.Propose(pctx, meta.Command{Op: meta.OpSetInSync, Vnode: vn, Node: node, Epoch: epoch, InSync: true}); err != nil {
 		return fmt.Errorf("marking in sync: %w", err)
+	}
+	// Changes acknowledged between the drain and the commit were sent to
+	// the replica without being waited for: it must hold them before it
+	// counts as in sync, or it goes back to lagging.
+	if err := r.confirmCaughtUp(ctx, vn, node); err != nil {
+		if derr := r.demote(vn, node, epoch); derr != nil {
+			return fmt.Errorf("%v; and demoting it again: %w", err, derr)
+		}
+		return err
 	}
 	r.log.Info("replica in sync", "vnode", vn, "replica", node, "full_copy", full,
 		"bytes", s.sent, "took", time.Since(start).Round(time.Millisecond))

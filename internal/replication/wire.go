@@ -31,6 +31,9 @@ const (
 	tPropose
 	// tFlush runs flush_all on the receiver's own data.
 	tFlush
+	// tForwardBatch carries several reads for the receiver to answer as
+	// primary (a multi-key get grouped by primary). Answered by tResult.
+	tForwardBatch
 	// tSetSeq ends a full copy: the vnode's records are all there, its log
 	// continues after the given seq. Answered by tAck.
 	tSetSeq

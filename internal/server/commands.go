@@ -184,12 +184,19 @@ func (c *conn) cmdGet(toks [][]byte, withCAS, touch bool) {
 			return
 		}
 	}
-	for _, k := range keys {
+	var prefetched multiGetResult
+	if mg, isMulti := c.data.(multiGetter); isMulti && !touch && len(keys) > 1 {
+		prefetched = c.prefetch(mg, keys)
+	}
+	for i, k := range keys {
 		ns, key, _ := c.splitKey(k)
 		var it kv.Item
 		var ok bool
 		var err error
-		if touch {
+		if prefetched.items != nil {
+			c.stats.cmdGet.Add(1)
+			it, ok, err = prefetched.items[i], prefetched.found[i], prefetched.errs[i]
+		} else if touch {
 			c.stats.cmdTouch.Add(1)
 			it, ok, err = c.data.Touch(ns, key, exptime)
 		} else {

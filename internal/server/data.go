@@ -28,3 +28,26 @@ func (c *conn) setData() {
 	}
 	c.data = c.srv.cl.rep.View(c.direct, c.readSecondary)
 }
+
+// multiGetter is a data path that reads many keys in one go, grouped by
+// the node that serves them.
+type multiGetter interface {
+	GetMulti(nss []string, keys [][]byte) ([]kv.Item, []bool, []error)
+}
+
+type multiGetResult struct {
+	items []kv.Item
+	found []bool
+	errs  []error
+}
+
+// prefetch reads every key of a multi-get at once.
+func (c *conn) prefetch(mg multiGetter, toks [][]byte) multiGetResult {
+	nss := make([]string, len(toks))
+	keys := make([][]byte, len(toks))
+	for i, k := range toks {
+		nss[i], keys[i], _ = c.splitKey(k)
+	}
+	items, found, errs := mg.GetMulti(nss, keys)
+	return multiGetResult{items, found, errs}
+}
