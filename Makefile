@@ -17,7 +17,7 @@ deps:
 ## test: everything, as CI runs it (about 5 minutes on 2 cores).
 test: deps lint
 	$(GO) test -count=1 -timeout 15m $(PKGS)
-	$(GO) test -count=1 -race -timeout 15m ./internal/protocol/ ./internal/storage/ ./internal/kv/ ./internal/server/
+	$(GO) test -count=1 -race -timeout 15m ./internal/protocol/ ./internal/storage/ ./internal/kv/ ./internal/server/ ./internal/replication/ ./internal/meta/ ./internal/netmux/ ./client/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -26,6 +26,34 @@ var (
 	// ErrBadKey means the key cannot be sent (empty, too long, spaces or
 	// control characters).
 	ErrBadKey = errors.New("client: bad key")
+
+	// ErrNotPrimary matches a *ServerError "SERVER_ERROR NOT_PRIMARY <vnode>
+	// <primary> <version>": a node in direct mode refused a key it is not
+	// the primary of, and did not apply the request. A Cluster refreshes its
+	// table and retries; it returns this only once its retries are spent.
+	ErrNotPrimary = errors.New("client: not the primary")
+	// ErrUnavailable matches a *ServerError "SERVER_ERROR vnode <n>
+	// unavailable: ...": no primary could take the request now. A write may
+	// or may not have been applied.
+	ErrUnavailable = errors.New("client: vnode unavailable")
+	// ErrVnodeLost matches a *ServerError "SERVER_ERROR vnode <n> is lost",
+	// and is what a Cluster returns for a key whose vnode has no replica in
+	// its table: no node holds the data; an operator must act.
+	ErrVnodeLost = errors.New("client: vnode lost")
+	// ErrBadTable means a routing table (routingdump sonae) is malformed.
+	ErrBadTable = errors.New("client: bad routing table")
+	// ErrNoNode means no seed or node answered with a routing table.
+	ErrNoNode = errors.New("client: no node answered")
+	// ErrMaybeApplied wraps the connection error of a write that is not
+	// safe to repeat (add, cas, incr, decr, append, prepend) and failed
+	// after it was sent: the node may have applied it. A Cluster does not
+	// retry such a write.
+	ErrMaybeApplied = errors.New("client: write failed after it was sent and may have been applied")
+	// ErrPoolTimeout means every pooled connection to a node stayed busy
+	// for the whole timeout.
+	ErrPoolTimeout = errors.New("client: connection pool exhausted")
+	// ErrClosed means the Cluster was closed.
+	ErrClosed = errors.New("client: cluster closed")
 )
 
 // ServerError is an ERROR, CLIENT_ERROR or SERVER_ERROR line from the server.
@@ -34,6 +62,44 @@ type ServerError struct {
 }
 
 func (e *ServerError) Error() string { return "server: " + e.Line }
+
+// Is lets errors.Is classify the cluster's error lines (docs/cluster.md):
+// ErrNotPrimary, ErrUnavailable ("SERVER_ERROR vnode <n> unavailable: ...",
+// and the "cluster unavailable" and "node <id> unavailable" forms) and
+// ErrVnodeLost ("SERVER_ERROR vnode <n> is lost ...").
+func (e *ServerError) Is(target error) bool {
+	switch target {
+	case ErrNotPrimary:
+		return strings.HasPrefix(e.Line, notPrimaryPrefix)
+	case ErrUnavailable:
+		return strings.HasPrefix(e.Line, "SERVER_ERROR ") && strings.Contains(e.Line, " unavailable:")
+	case ErrVnodeLost:
+		return strings.HasPrefix(e.Line, "SERVER_ERROR vnode ") && strings.Contains(e.Line, " is lost")
+	}
+	return false
+}
+
+const notPrimaryPrefix = "SERVER_ERROR NOT_PRIMARY "
+
+// notPrimary parses "SERVER_ERROR NOT_PRIMARY <vnode> <primary-id>
+// <table-version>". ok is false for any other line; a NOT_PRIMARY line with
+// unreadable fields gives ok with zero fields, so it still means "refresh".
+func notPrimary(line string) (vnode int, primary string, version uint64, ok bool) {
+	rest, ok := strings.CutPrefix(line, notPrimaryPrefix)
+	if !ok {
+		return 0, "", 0, false
+	}
+	f := strings.Fields(rest)
+	if len(f) != 3 {
+		return 0, "", 0, true
+	}
+	v, err1 := strconv.Atoi(f[0])
+	ver, err2 := strconv.ParseUint(f[2], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, "", 0, true
+	}
+	return v, f[1], ver, true
+}
 
 // Item is a value with its memcached metadata.
 type Item struct {
@@ -67,16 +133,19 @@ func Dial(addr string, timeout time.Duration) (*Conn, error) {
 	return &Conn{nc: nc, r: bufio.NewReaderSize(nc, 32<<10), w: bufio.NewWriterSize(nc, 32<<10), timeout: timeout}, nil
 }
 
-// NormalizeAddr turns a node id "host_port" into "host:port"; other forms are
-// returned unchanged.
+// NormalizeAddr turns a node id "host_port" into a dial address "host:port"
+// ("::1_11211" into "[::1]:11211"); other forms are returned unchanged.
 func NormalizeAddr(addr string) string {
-	if strings.Contains(addr, ":") {
+	i := strings.LastIndexByte(addr, '_')
+	if i <= 0 || i == len(addr)-1 {
 		return addr
 	}
-	if i := strings.LastIndexByte(addr, '_'); i > 0 {
-		return addr[:i] + ":" + addr[i+1:]
+	for _, b := range []byte(addr[i+1:]) {
+		if b < '0' || b > '9' {
+			return addr
+		}
 	}
-	return addr
+	return net.JoinHostPort(addr[:i], addr[i+1:])
 }
 
 // Close closes the connection.
@@ -140,13 +209,19 @@ func (c *Conn) Get(key string) (Item, error) {
 
 // GetMulti fetches keys with one gets command; missing keys are absent.
 func (c *Conn) GetMulti(keys ...string) ([]Item, error) {
+	return c.retrieve("gets", keys)
+}
+
+// retrieve sends cmd ("get" or "gets") for keys and reads the items up to
+// END. An error line ends the reply.
+func (c *Conn) retrieve(cmd string, keys []string) ([]Item, error) {
 	for _, k := range keys {
 		if err := checkKey(k); err != nil {
 			return nil, err
 		}
 	}
 	c.deadline()
-	c.w.WriteString("gets")
+	c.w.WriteString(cmd)
 	for _, k := range keys {
 		c.w.WriteByte(' ')
 		c.w.WriteString(k)

@@ -60,6 +60,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(
 		newStatCmd(g), newGetCmd(g), newSetCmd(g), newDeleteCmd(g),
 		newHashlistCmd(g), newBenchCmd(g),
+		newMembersCmd(g), newRoutingCmd(g), newKeyinfoCmd(g),
 	)
 	return root
 }

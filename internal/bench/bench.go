@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +18,11 @@ import (
 type Options struct {
 	// Addr is host:port of the server.
 	Addr string `json:"addr"`
+	// Addrs, when not empty, spreads the connections round robin over
+	// several servers instead (connection i goes to Addrs[i%len(Addrs)]):
+	// for example every node of a cluster, each forwarding what it does not
+	// own. Addr is then ignored.
+	Addrs []string `json:"addrs,omitempty"`
 	// Conns is the number of concurrent connections.
 	Conns int `json:"conns"`
 	// GetRatio is the fraction of requests that are gets (0..1).
@@ -43,9 +47,20 @@ func DefaultOptions() Options {
 
 // Validate names the first bad field.
 func (o *Options) Validate() error {
-	switch {
-	case o.Addr == "":
+	if o.Addr == "" && len(o.Addrs) == 0 {
 		return errors.New("bench: addr is empty")
+	}
+	for _, a := range o.Addrs {
+		if a == "" {
+			return fmt.Errorf("bench: addrs %q has an empty address", o.Addrs)
+		}
+	}
+	return o.validateLoad()
+}
+
+// validateLoad checks the fields that describe the load, not its target.
+func (o *Options) validateLoad() error {
+	switch {
 	case o.Conns < 1 || o.Conns > 10000:
 		return fmt.Errorf("bench: conns %d outside 1..10000", o.Conns)
 	case o.GetRatio < 0 || o.GetRatio > 1:
@@ -82,22 +97,34 @@ func newHist() *hdrhistogram.Histogram {
 // Run sends load as o describes and returns the measurements. progress, if
 // not nil, is called about once a second with the ops completed so far.
 func Run(ctx context.Context, o Options, progress func(ops int64, elapsed time.Duration)) (Result, error) {
-	if err := o.Validate(); err != nil {
+	return RunWith(ctx, o, nil, progress)
+}
+
+// RunWith is Run over the clients dial opens (connection i is dial(i)),
+// such as a routing-aware cluster client; o.Addr and o.Addrs are then
+// ignored. dial nil means raw connections to o.Addr or o.Addrs.
+func RunWith(ctx context.Context, o Options, dial Dialer, progress func(ops int64, elapsed time.Duration)) (Result, error) {
+	if dial == nil {
+		if err := o.Validate(); err != nil {
+			return Result{}, err
+		}
+		dial = o.rawDialer()
+	} else if err := o.validateLoad(); err != nil {
 		return Result{}, err
 	}
 	if o.Preload {
-		if err := preload(ctx, o); err != nil {
+		if err := preload(ctx, o, dial); err != nil {
 			return Result{}, fmt.Errorf("bench: preload: %w", err)
 		}
 	}
 	conns := make([]*worker, o.Conns)
 	for i := range conns {
-		w, err := newWorker(o, i)
+		w, err := newWorker(o, i, dial)
 		if err != nil {
 			for _, c := range conns[:i] {
 				c.close()
 			}
-			return Result{}, fmt.Errorf("bench: connect %s: %w", o.Addr, err)
+			return Result{}, fmt.Errorf("bench: connection %d: %w", i, err)
 		}
 		conns[i] = w
 	}
@@ -152,12 +179,12 @@ func reportProgress(ctx context.Context, ws []*worker, start time.Time, progress
 }
 
 // preload sets every key once, spread over the connections.
-func preload(ctx context.Context, o Options) error {
+func preload(ctx context.Context, o Options, dial Dialer) error {
 	n := min(o.Conns, 16)
 	errs := make(chan error, n)
 	for i := range n {
 		go func() {
-			w, err := newWorker(o, i)
+			w, err := newWorker(o, i, dial)
 			if err != nil {
 				errs <- err
 				return
@@ -185,24 +212,23 @@ func preload(ctx context.Context, o Options) error {
 	return first
 }
 
-// worker drives one connection with the lean request path: no allocation per
-// request, so the generator disturbs the measurement as little as it can.
+// worker drives one client with the lean request path: no allocation per
+// request (with the raw client), so the generator disturbs the measurement
+// as little as it can.
 type worker struct {
 	o     Options
-	nc    net.Conn
-	r     *bufio.Reader
-	w     *bufio.Writer
+	c     Client
 	rng   *rand.Rand
 	value []byte
-	buf   []byte
+	kbuf  []byte
 	hist  *hdrhistogram.Histogram
 
 	gets, hits, sets, errors int64
 	done                     atomicCounter
 }
 
-func newWorker(o Options, i int) (*worker, error) {
-	nc, err := net.DialTimeout("tcp", o.Addr, 5*time.Second)
+func newWorker(o Options, i int, dial Dialer) (*worker, error) {
+	c, err := dial(i)
 	if err != nil {
 		return nil, err
 	}
@@ -211,13 +237,13 @@ func newWorker(o Options, i int) (*worker, error) {
 		value[j] = 'a' + byte(j%26)
 	}
 	return &worker{
-		o: o, nc: nc, r: bufio.NewReaderSize(nc, 64<<10), w: bufio.NewWriterSize(nc, 64<<10),
+		o: o, c: c,
 		rng: rand.New(rand.NewPCG(uint64(i)+1, uint64(time.Now().UnixNano()))), value: value,
-		buf: make([]byte, 0, 512), hist: newHist(),
+		kbuf: make([]byte, 0, 256), hist: newHist(),
 	}, nil
 }
 
-func (w *worker) close() { w.nc.Close() }
+func (w *worker) close() { w.c.Close() }
 
 func (w *worker) loop(ctx context.Context) {
 	for ctx.Err() == nil {
@@ -259,73 +285,15 @@ func (w *worker) key(b []byte, k int) []byte {
 }
 
 func (w *worker) get(k int) error {
-	b := append(w.buf[:0], "get "...)
-	b = w.key(b, k)
-	b = append(b, '\r', '\n')
-	w.buf = b
-	w.w.Write(b)
-	if err := w.w.Flush(); err != nil {
-		return err
-	}
-	for {
-		line, err := w.r.ReadSlice('\n')
-		if err != nil {
-			return err
-		}
-		if len(line) >= 5 && string(line[:5]) == "END\r\n" {
-			return nil
-		}
-		if len(line) < 6 || string(line[:6]) != "VALUE " {
-			return fmt.Errorf("bench: unexpected reply %q", line)
-		}
-		n, err := valueLen(line)
-		if err != nil {
-			return err
-		}
-		if _, err := w.r.Discard(n + 2); err != nil {
-			return err
-		}
+	w.kbuf = w.key(w.kbuf[:0], k)
+	hit, err := w.c.Get(w.kbuf)
+	if hit {
 		w.hits++
 	}
-}
-
-// valueLen reads the byte count, the 4th word of a VALUE line.
-func valueLen(line []byte) (int, error) {
-	field, start := 0, 0
-	for i := 0; i <= len(line); i++ {
-		if i == len(line) || line[i] == ' ' || line[i] == '\r' {
-			if field == 3 {
-				return strconv.Atoi(string(line[start:i]))
-			}
-			field++
-			start = i + 1
-			if i < len(line) && line[i] == '\r' {
-				break
-			}
-		}
-	}
-	return 0, fmt.Errorf("bench: bad VALUE line %q", line)
+	return err
 }
 
 func (w *worker) set(k int) error {
-	b := append(w.buf[:0], "set "...)
-	b = w.key(b, k)
-	b = append(b, " 0 0 "...)
-	b = strconv.AppendInt(b, int64(len(w.value)), 10)
-	b = append(b, '\r', '\n')
-	w.buf = b
-	w.w.Write(b)
-	w.w.Write(w.value)
-	w.w.WriteString("\r\n")
-	if err := w.w.Flush(); err != nil {
-		return err
-	}
-	line, err := w.r.ReadSlice('\n')
-	if err != nil {
-		return err
-	}
-	if string(line) != "STORED\r\n" {
-		return fmt.Errorf("bench: set answered %q", line)
-	}
-	return nil
+	w.kbuf = w.key(w.kbuf[:0], k)
+	return w.c.Set(w.kbuf, w.value)
 }

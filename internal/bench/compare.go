@@ -40,13 +40,14 @@ func Compare(ctx context.Context, o Options, targets []Target, rounds int, log f
 			break
 		}
 		po := o
-		po.Addr = t.Addr
-		if err := preload(ctx, po); err != nil {
+		po.Addr, po.Addrs = t.Addr, nil
+		if err := preload(ctx, po, po.rawDialer()); err != nil {
 			return nil, fmt.Errorf("bench: preload %s: %w", t.Name, err)
 		}
 	}
 	run := o
 	run.Preload = false
+	run.Addrs = nil
 	for r := range rounds {
 		for j := range targets {
 			i := (j + r) % len(targets)

@@ -4,4 +4,9 @@
 // HdrHistogram and reports ops/s with p50/p99/p999. Compare runs several
 // targets in alternating rounds, so that noise on a shared machine hits every
 // target alike, and reports medians and ratios to the first target.
+//
+// The requests go over raw memcached connections to one address, or round
+// robin to several (Options.Addrs), or through any Client a Dialer opens
+// (RunWith): the sonae CLI passes its routing-aware cluster client that way,
+// since this package imports nothing of the module.
 package bench

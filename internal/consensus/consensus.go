@@ -299,6 +299,10 @@ func (n *Node) SinceLeaderContact() time.Duration {
 	return time.Since(t)
 }
 
+// CommitIndex returns the latest index this node knows to be committed (on
+// a follower: as of its last contact with the leader).
+func (n *Node) CommitIndex() uint64 { return n.raft.CommitIndex() }
+
 // AppliedIndex returns the index of the last entry applied to the FSM.
 func (n *Node) AppliedIndex() uint64 { return n.raft.AppliedIndex() }
 

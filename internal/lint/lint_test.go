@@ -74,7 +74,7 @@ var importRules = map[string]importRule{
 	// Test harness: real sonaed processes (over sockets only) and in-process
 	// nodes (server.Start). Only tests import it, so it may sit on top.
 	"internal/testcluster": {allow: []string{"internal/config", "internal/clock", "internal/server", "internal/testutil"}},
-	// Relay client copied into the docker test image: stdlib only.
+	// Text-protocol client copied into the docker test image: stdlib only.
 	"internal/testcluster/dockerclient": {},
 	// Shared test helpers (t.Log logger, polling): a leaf, imported by tests.
 	"internal/testutil": {},

@@ -29,7 +29,8 @@ func StartInProcess(t testing.TB, clk clock.Clock, ln net.Listener, mutate func(
 	t.Helper()
 	cfg := config.Default()
 	cfg.Engine = config.EngineMemory
-	cfg.Port = 1 // the listener is passed in; the port only names the node
+	cfg.Port = 1 // replaced by the listener's port
+	cfg.GossipProfile = config.GossipLocal
 	cfg.Data = t.TempDir()
 	if mutate != nil {
 		mutate(&cfg)
@@ -54,5 +55,10 @@ func StartInProcess(t testing.TB, clk clock.Clock, ln net.Listener, mutate func(
 			t.Errorf("stop: %v", err)
 		}
 	})
+	select {
+	case <-n.Ready():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("node %s not ready after 30s", ln.Addr())
+	}
 	return &Node{Node: n, Addr: ln.Addr().String(), Cfg: cfg}
 }
