@@ -4,7 +4,7 @@ SHELL := bash
 GO ?= go
 PKGS := ./...
 
-.PHONY: all build test soak fuzz bench lint tidy-check deps clean
+.PHONY: all build test soak fuzz bench bench-cluster lint tidy-check deps clean
 
 all: build test
 
@@ -28,6 +28,7 @@ lint:
 ## 3 minutes of fuzzing.
 soak: deps
 	SONAE_SOAK=1 $(GO) test -count=1 -timeout 30m -run 'Kill9|Stalled' ./tests/crash/ ./internal/server/
+	SONAE_SOAK=4 $(GO) test -count=1 -timeout 30m -run 'Linearizable' ./tests/cluster/
 	$(GO) test -count=1 -timeout 30m -run 'Rapid' ./internal/storage/ ./internal/kv/ -rapid.checks=2000
 	$(MAKE) fuzz FUZZTIME=180s
 
@@ -35,9 +36,14 @@ FUZZTIME ?= 60s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParser -fuzztime $(FUZZTIME) ./internal/protocol/
 
-## bench: sonaed (memory, pebble) against memcached, alternating rounds.
+## bench: sonaed (memory, pebble) against memcached, then one node against a
+## three-node cluster (forwarding and smart client), alternating rounds.
 bench:
 	bash scripts/bench.sh
+	bash scripts/bench-cluster.sh
+
+bench-cluster:
+	bash scripts/bench-cluster.sh
 
 tidy-check:
 	$(GO) mod tidy

@@ -75,13 +75,13 @@ func TestLinearizableWhileSecondaryRestarts(t *testing.T) {
 	before := acked.Load()
 	c.Kill9(victim)
 	t.Logf("killed node %d after %d acknowledged writes", victim, before)
-	waitAcked(t, &acked, before+300, 30*time.Second)
+	waitAcked(t, &acked, before+300*int64(soak()), 60*time.Second)
 	lagging := waitLagging(t, c.Node(0).Addr(), 30*time.Second)
 	t.Logf("primary marked %d replicas lagging", lagging)
 	c.Restart(victim)
 	waitInSync(t, c, 60*time.Second)
 	after := acked.Load()
-	waitAcked(t, &acked, after+300, 30*time.Second)
+	waitAcked(t, &acked, after+300*int64(soak()), 60*time.Second)
 	deadline := time.Now().Add(phase)
 	testutil.Eventually(t, phase+30*time.Second, "load ran for the last phase", func() error {
 		if time.Now().Before(deadline) {
