@@ -46,6 +46,11 @@ type Config struct {
 	MaxVoters int
 	// Interval is how often the leader reconciles without being nudged.
 	Interval time.Duration
+	// MaxMoves bounds the vnodes being moved at once.
+	MaxMoves int
+	// ReadLease is the primaries' read lease: an old primary that cannot
+	// confirm a fence is waited out for twice this long.
+	ReadLease time.Duration
 }
 
 // Validate names the first bad field.
@@ -57,6 +62,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("controller: Config.MaxVoters %d is outside 1..5", c.MaxVoters)
 	case c.Interval <= 0:
 		return fmt.Errorf("controller: Config.Interval %s must be positive", c.Interval)
+	case c.MaxMoves < 1:
+		return fmt.Errorf("controller: Config.MaxMoves %d must be at least 1", c.MaxMoves)
+	case c.ReadLease <= 0:
+		return fmt.Errorf("controller: Config.ReadLease %s must be positive", c.ReadLease)
 	}
 	return nil
 }
@@ -72,7 +81,12 @@ type Deps struct {
 	// Nudge fires when something worth reconciling for happened (a
 	// member event, a leadership change).
 	Nudge <-chan struct{}
-	Log   *slog.Logger
+	// Changed fires when the metadata changes (a replica caught up, so a
+	// move can take its next step).
+	Changed func() <-chan struct{}
+	// WaitApplied waits until node's metadata has applied index.
+	WaitApplied func(ctx context.Context, node routing.NodeID, index uint64) error
+	Log         *slog.Logger
 }
 
 // Controller is the leader's decision loop.
@@ -94,7 +108,11 @@ func (c *Controller) Run(ctx context.Context) {
 	t := time.NewTicker(c.cfg.Interval)
 	defer t.Stop()
 	for {
+		var changed <-chan struct{}
 		if c.d.Raft.IsLeader() {
+			if c.d.Changed != nil {
+				changed = c.d.Changed() // before reconciling, to miss nothing
+			}
 			if err := c.Reconcile(ctx); err != nil && ctx.Err() == nil {
 				c.d.Log.Info("reconcile did not finish; will retry", "error", err)
 			}
@@ -104,6 +122,7 @@ func (c *Controller) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		case <-c.d.Nudge:
+		case <-changed:
 		}
 	}
 }
@@ -131,7 +150,10 @@ func (c *Controller) Reconcile(ctx context.Context) error {
 	if err := c.keepVoters(ctx, peers); err != nil {
 		return err
 	}
-	return c.fillShort(ctx, peers)
+	if err := c.fillShort(ctx, peers); err != nil {
+		return err
+	}
+	return c.rebalance(ctx, peers)
 }
 
 // admit adds alive peers that are not members yet: to Raft first (so the

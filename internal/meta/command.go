@@ -36,6 +36,19 @@ const (
 	// vnode Vnode, if the epoch still is Epoch. The primary cannot be
 	// marked lagging.
 	OpSetInSync Op = "set_in_sync"
+	// OpPlanMove starts moving vnode Vnode to the replica list Nodes: the
+	// nodes of Nodes that are not replicas become incoming (and lagging).
+	OpPlanMove Op = "plan_move"
+	// OpFence makes the primary of Vnode stop serving ahead of a cut-over
+	// that changes the primary.
+	OpFence Op = "fence"
+	// OpCutOver commits a planned move: the replica list becomes the
+	// move's target, epoch+1 when the primary changes (which needs the
+	// fence). Every node of the target must be an in-sync replica or a
+	// caught-up incoming node.
+	OpCutOver Op = "cut_over"
+	// OpCancelMove drops a planned move (and its fence).
+	OpCancelMove Op = "cancel_move"
 	// OpBatch applies Batch in order as one log entry. A command of the
 	// batch that is refused is skipped; the others still apply.
 	OpBatch Op = "batch"
@@ -53,6 +66,8 @@ type Command struct {
 	InSync    bool           `json:"in_sync,omitempty"`
 	Voter     bool           `json:"voter,omitempty"`
 	Batch     []Command      `json:"batch,omitempty"`
+	// Nodes is the target replica list of plan_move.
+	Nodes []routing.NodeID `json:"nodes,omitempty"`
 }
 
 // Encode returns the command's log form.
@@ -119,6 +134,38 @@ func apply(s *State, c Command) (*State, error) {
 		return applyAddReplica(s, c)
 	case OpSetInSync:
 		return applySetInSync(s, c)
+	case OpPlanMove:
+		return applyPlanMove(s, c)
+	case OpFence:
+		if err := checkVnode(s, c); err != nil {
+			return nil, err
+		}
+		if _, moving := s.Moves[c.Vnode]; !moving {
+			return nil, fmt.Errorf("%w: vnode %d is not being moved", ErrBadCommand, c.Vnode)
+		}
+		if s.Fenced[c.Vnode] {
+			return s, nil
+		}
+		n := s.clone()
+		n.cloneTable()
+		if n.Fenced == nil {
+			n.Fenced = map[int]bool{}
+		}
+		n.Fenced[c.Vnode] = true
+		return n, nil
+	case OpCutOver:
+		return applyCutOver(s, c)
+	case OpCancelMove:
+		if err := checkVnode(s, c); err != nil {
+			return nil, err
+		}
+		if _, moving := s.Moves[c.Vnode]; !moving {
+			return s, nil
+		}
+		n := s.clone()
+		n.cloneTable()
+		n.endMove(c.Vnode)
+		return n, nil
 	case OpBatch:
 		cur := s
 		for _, sub := range c.Batch {
@@ -192,6 +239,11 @@ func applyRemoveMember(s *State, c Command) (*State, error) {
 	n := s.clone()
 	n.Members = slices.DeleteFunc(n.Members, func(m Member) bool { return m.ID == c.Node })
 	n.cloneTable()
+	for v, target := range n.Moves {
+		if slices.Contains(target, c.Node) || n.Table.Vnodes[v].Has(c.Node) {
+			n.endMove(v) // a move that involves the node is void
+		}
+	}
 	t := n.Table
 	t.Nodes = slices.DeleteFunc(t.Nodes, func(x routing.Node) bool { return x.ID == c.Node })
 	for v := range t.Vnodes {
@@ -253,7 +305,7 @@ func applySetInSync(s *State, c Command) (*State, error) {
 		return nil, err
 	}
 	r := s.Table.Vnodes[c.Vnode]
-	if !r.Has(c.Node) {
+	if !r.Has(c.Node) && !slices.Contains(s.Incoming(c.Vnode), c.Node) {
 		return nil, fmt.Errorf("%w: %s, vnode %d", ErrNotReplica, c.Node, c.Vnode)
 	}
 	if r.Primary() == c.Node && !c.InSync {
@@ -273,6 +325,80 @@ func applySetInSync(s *State, c Command) (*State, error) {
 	}
 	n.setLagging(c.Vnode, lag)
 	return n, nil
+}
+
+func applyPlanMove(s *State, c Command) (*State, error) {
+	if err := checkVnode(s, c); err != nil {
+		return nil, err
+	}
+	if _, moving := s.Moves[c.Vnode]; moving {
+		return nil, fmt.Errorf("%w: vnode %d is already being moved", ErrBadCommand, c.Vnode)
+	}
+	cur := s.Table.Vnodes[c.Vnode]
+	if len(cur.Nodes) == 0 {
+		return nil, fmt.Errorf("%w: vnode %d is lost", ErrBadCommand, c.Vnode)
+	}
+	if len(c.Nodes) == 0 || len(c.Nodes) > s.Table.Redundancy {
+		return nil, fmt.Errorf("%w: vnode %d: a move needs 1..%d nodes, not %d", ErrBadCommand, c.Vnode, s.Table.Redundancy, len(c.Nodes))
+	}
+	// The target must be a valid replica list.
+	probe := s.Table.Clone()
+	probe.Vnodes[c.Vnode].Nodes = slices.Clone(c.Nodes)
+	if err := probe.Validate(); err != nil {
+		return nil, err
+	}
+	n := s.clone()
+	n.cloneTable()
+	if n.Moves == nil {
+		n.Moves = map[int][]routing.NodeID{}
+	}
+	n.Moves[c.Vnode] = slices.Clone(c.Nodes)
+	lag := n.Lagging[c.Vnode]
+	for _, id := range c.Nodes {
+		if !cur.Has(id) {
+			lag = append(lag, id)
+		}
+	}
+	n.setLagging(c.Vnode, lag)
+	return n, nil
+}
+
+func applyCutOver(s *State, c Command) (*State, error) {
+	if err := checkVnode(s, c); err != nil {
+		return nil, err
+	}
+	target, moving := s.Moves[c.Vnode]
+	if !moving {
+		return nil, fmt.Errorf("%w: vnode %d is not being moved", ErrBadCommand, c.Vnode)
+	}
+	cur := s.Table.Vnodes[c.Vnode]
+	for _, id := range target {
+		if slices.Contains(s.Lagging[c.Vnode], id) {
+			return nil, fmt.Errorf("%w: vnode %d: %s has not caught up", ErrBadCommand, c.Vnode, id)
+		}
+	}
+	primaryChanges := target[0] != cur.Primary()
+	if primaryChanges && !s.Fenced[c.Vnode] {
+		return nil, fmt.Errorf("%w: vnode %d: a new primary needs the old one fenced first", ErrBadCommand, c.Vnode)
+	}
+	n := s.clone()
+	n.cloneTable()
+	r := &n.Table.Vnodes[c.Vnode]
+	r.Nodes = slices.Clone(target)
+	if primaryChanges {
+		r.Epoch++
+	}
+	n.endMove(c.Vnode)
+	return n, nil
+}
+
+// endMove forgets vnode v's move: its fence, its target, and the lagging
+// marks of incoming nodes that did not become replicas.
+func (s *State) endMove(v int) {
+	delete(s.Moves, v)
+	delete(s.Fenced, v)
+	r := s.Table.Vnodes[v]
+	s.setLagging(v, slices.DeleteFunc(s.Lagging[v], func(id routing.NodeID) bool { return !r.Has(id) }))
 }
 
 func checkVnode(s *State, c Command) error {

@@ -67,6 +67,17 @@ type State struct {
 	// acknowledgements and do not serve reads. Vnodes absent from the map
 	// have every replica in sync.
 	Lagging map[int][]routing.NodeID `json:"lagging,omitempty"`
+	// Moves holds, per vnode being moved, the replica list it moves to.
+	// Its nodes that are not replicas yet are the vnode's incoming nodes:
+	// they receive its data ahead of the cut-over, are listed in Lagging
+	// until they caught up, and once caught up every write waits for
+	// their ack, so the cut-over loses nothing.
+	Moves map[int][]routing.NodeID `json:"moves,omitempty"`
+	// Fenced lists the vnodes whose primary must stop serving because a
+	// cut-over to another primary is about to be committed. The cut-over
+	// is only committed after the old primary applied the fence (or
+	// its read lease ran out), so the two never serve at once.
+	Fenced map[int]bool `json:"fenced,omitempty"`
 }
 
 // Initialized reports whether init has been applied.
@@ -108,6 +119,27 @@ func (s *State) InSync(v int, node routing.NodeID) bool {
 	return s.Table.Vnodes[v].Has(node) && !slices.Contains(s.Lagging[v], node)
 }
 
+// Incoming returns the nodes that receive vnode v's data ahead of a
+// cut-over (the move's target nodes that are not replicas yet).
+func (s *State) Incoming(v int) []routing.NodeID {
+	t, ok := s.Moves[v]
+	if !ok {
+		return nil
+	}
+	var in []routing.NodeID
+	for _, n := range t {
+		if !s.Table.Vnodes[v].Has(n) {
+			in = append(in, n)
+		}
+	}
+	return in
+}
+
+// Ready reports whether node, an incoming node of v, has caught up.
+func (s *State) Ready(v int, node routing.NodeID) bool {
+	return !slices.Contains(s.Lagging[v], node)
+}
+
 // InSyncReplicas returns vnode v's in-sync replicas in replica-list order
 // (the primary first).
 func (s *State) InSyncReplicas(v int) []routing.NodeID {
@@ -136,6 +168,18 @@ func (s *State) clone() *State {
 		c.Lagging = make(map[int][]routing.NodeID, len(s.Lagging))
 		for v, l := range s.Lagging {
 			c.Lagging[v] = slices.Clone(l)
+		}
+	}
+	if s.Moves != nil {
+		c.Moves = make(map[int][]routing.NodeID, len(s.Moves))
+		for v, l := range s.Moves {
+			c.Moves[v] = slices.Clone(l)
+		}
+	}
+	if s.Fenced != nil {
+		c.Fenced = make(map[int]bool, len(s.Fenced))
+		for v := range s.Fenced {
+			c.Fenced[v] = true
 		}
 	}
 	return &c
@@ -182,7 +226,7 @@ func (s *State) validate() error {
 			return fmt.Errorf("%w: lagging vnode %d out of range", ErrBadCommand, v)
 		}
 		for _, n := range lag {
-			if !s.Table.Vnodes[v].Has(n) {
+			if !s.Table.Vnodes[v].Has(n) && !slices.Contains(s.Moves[v], n) {
 				return fmt.Errorf("%w: vnode %d lagging %s is not a replica", ErrBadCommand, v, n)
 			}
 		}

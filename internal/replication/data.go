@@ -193,6 +193,14 @@ func (v *View) do(q *request) (response, error) {
 			}
 			ins := st.InSyncReplicas(vn)
 			target = ins[rand.IntN(len(ins))]
+		} else if target == r.cfg.Self && st.Fenced[vn] {
+			// A cut-over to another primary is being committed: wait for
+			// it, then route again.
+			if try+1 >= maxForwardTries {
+				return response{}, unavailable(vn, "the vnode is moving to another primary")
+			}
+			r.waitVersion(st.Table.Version, r.cfg.ReplicationTimeout)
+			continue
 		} else if target == r.cfg.Self {
 			return r.local(st, vn, q, true)
 		} else if v.Direct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -21,10 +22,11 @@ type vnodeState struct {
 	// every in-sync replica.
 	applied, durable uint64
 	settled          chan struct{} // closed and replaced when durable rises
-	// live lists lagging replicas that already receive every new change
-	// (a sync brought them to the head of the log); they are not waited
-	// for.
-	live map[routing.NodeID]bool
+	// live lists lagging replicas that a sync brought to the head of the
+	// log: they receive every new change and every write waits for their
+	// ack, so that when the sync marks one in sync through Raft it holds
+	// every write acknowledged before. See liveReplica.
+	live map[routing.NodeID]*liveReplica
 
 	demoting map[routing.NodeID]*demotion
 }
@@ -44,12 +46,35 @@ func (vs *vnodeState) markDurable(seq uint64) {
 	}
 }
 
+// liveReplica is a lagging replica being brought in sync whose acks writes
+// wait for. A write whose ack from it fails must not be acknowledged while
+// the sync's "in sync" proposal may still commit: the replica would count
+// as in sync without that write. The states order the two sides under
+// vnodeState.mu.
+type liveReplica struct {
+	state liveState
+	// settled is closed when a proposal in flight has its outcome.
+	settled chan struct{}
+}
+
+type liveState int
+
+const (
+	liveWaited    liveState = iota // receives and confirms every change
+	liveBroken                     // an ack failed: the sync must not propose
+	liveProposing                  // the sync's in-sync proposal is in flight
+	liveCommitted                  // the proposal committed: it is in sync
+	liveAborted                    // the proposal failed
+)
+
 // pendingAck is one replication frame awaiting its ack.
 type pendingAck struct {
-	node   routing.NodeID
-	ch     <-chan frame
-	err    error
-	inSync bool
+	node routing.NodeID
+	ch   <-chan frame
+	err  error
+	// wait is whether the write waits for this ack; live whether the
+	// replica is a live lagging one (see liveReplica) rather than in sync.
+	wait, live bool
 }
 
 // Hook is kv.Options.Replicate: it runs under the vnode lock right after c
@@ -64,8 +89,10 @@ func (r *Replicator) Hook(c *storage.Change) func() error {
 		vs.applied = c.Seq
 	}
 	var live []routing.NodeID
-	for n := range vs.live {
-		live = append(live, n)
+	for n, l := range vs.live {
+		if l.state != liveBroken && l.state != liveAborted {
+			live = append(live, n)
+		}
 	}
 	vs.mu.Unlock()
 	if !st.Initialized() {
@@ -83,9 +110,13 @@ func (r *Replicator) Hook(c *storage.Change) func() error {
 	}
 	var body []byte
 	var pending []pendingAck
-	for _, n := range rep.Nodes[1:] {
-		inSync := st.InSync(vn, n)
-		if !inSync && !contains(live, n) {
+	incoming := st.Incoming(vn)
+	for _, n := range append(rep.Nodes[1:len(rep.Nodes):len(rep.Nodes)], incoming...) {
+		// A caught-up incoming node is waited for like an in-sync
+		// replica: it may become the primary at the cut-over.
+		inSync := st.InSync(vn, n) || (contains(incoming, n) && st.Ready(vn, n))
+		isLive := !inSync && contains(live, n)
+		if !inSync && !isLive {
 			continue
 		}
 		if body == nil {
@@ -93,7 +124,7 @@ func (r *Replicator) Hook(c *storage.Change) func() error {
 			e.change(rep.Epoch, c)
 			body = e.b
 		}
-		p := pendingAck{node: n, inSync: inSync}
+		p := pendingAck{node: n, wait: true, live: isLive}
 		if addr, ok := addrOf(st, n); !ok {
 			p.err = fmt.Errorf("%w: %s is not a member", ErrPeerDown, n)
 		} else if pc, err := r.pool.replication(r.ctx, addr); err != nil {
@@ -104,7 +135,7 @@ func (r *Replicator) Hook(c *storage.Change) func() error {
 		pending = append(pending, p)
 	}
 	seq, epoch := c.Seq, rep.Epoch
-	if !anyInSync(pending) {
+	if len(pending) == 0 {
 		vs.markDurable(seq)
 		return nil
 	}
@@ -120,15 +151,6 @@ func contains(ns []routing.NodeID, n routing.NodeID) bool {
 	return false
 }
 
-func anyInSync(ps []pendingAck) bool {
-	for _, p := range ps {
-		if p.inSync {
-			return true
-		}
-	}
-	return false
-}
-
 // confirm waits for the in-sync replicas' acks of seq. A replica that does
 // not ack in time, or refuses for any reason but a stale epoch, is removed
 // from the in-sync set through Raft before the write is acknowledged.
@@ -136,7 +158,7 @@ func (r *Replicator) confirm(vn int, epoch, seq uint64, pending []pendingAck) er
 	timer := time.NewTimer(r.cfg.ReplicationTimeout)
 	defer timer.Stop()
 	for _, p := range pending {
-		if !p.inSync {
+		if !p.wait {
 			continue
 		}
 		err := p.err
@@ -159,6 +181,9 @@ func (r *Replicator) confirm(vn int, epoch, seq uint64, pending []pendingAck) er
 		if errors.Is(err, ErrStaleEpoch) {
 			return unavailable(vn, "replica %s holds a newer epoch than %d: this node is no longer the primary", p.node, epoch)
 		}
+		if p.live && !r.liveFailed(vn, p.node) {
+			continue // not in sync, and it will not be marked so
+		}
 		r.log.Warn("secondary did not confirm a change; removing it from the in-sync set",
 			"vnode", vn, "seq", seq, "secondary", p.node, "error", err)
 		if derr := r.demote(vn, p.node, epoch); derr != nil {
@@ -167,6 +192,42 @@ func (r *Replicator) confirm(vn int, epoch, seq uint64, pending []pendingAck) er
 	}
 	r.vnodes[vn].markDurable(seq)
 	return nil
+}
+
+// liveFailed records that a live replica missed a change. It reports
+// whether the replica was (or is being) marked in sync meanwhile, in which
+// case it must be demoted through Raft like any in-sync replica.
+func (r *Replicator) liveFailed(vn int, node routing.NodeID) bool {
+	vs := &r.vnodes[vn]
+	vs.mu.Lock()
+	l := vs.live[node]
+	if l == nil {
+		vs.mu.Unlock()
+		st := r.state()
+		return st.InSync(vn, node) || contains(st.Incoming(vn), node) && st.Ready(vn, node)
+	}
+	switch l.state {
+	case liveWaited:
+		l.state = liveBroken
+		vs.mu.Unlock()
+		return false
+	case liveProposing:
+		ch := l.settled
+		vs.mu.Unlock()
+		<-ch
+		vs.mu.Lock()
+		committed := l.state == liveCommitted
+		vs.mu.Unlock()
+		return committed
+	case liveCommitted:
+		vs.mu.Unlock()
+		return true
+	}
+	vs.mu.Unlock()
+	// Broken or aborted: the proposal may still have committed if its
+	// outcome was unknown (a timeout); the metadata decides.
+	st := r.state()
+	return st.InSync(vn, node) || contains(st.Incoming(vn), node) && st.Ready(vn, node)
 }
 
 // demote marks node lagging in vn through Raft, once for all the writes
@@ -235,7 +296,13 @@ func (r *Replicator) resolve(vn int, target uint64) error {
 	if rep.Primary() != r.cfg.Self {
 		return unavailable(vn, "this node is no longer the primary")
 	}
-	for _, n := range st.InSyncReplicas(vn)[1:] {
+	confirmers := slices.Clone(st.InSyncReplicas(vn)[1:])
+	for _, n := range st.Incoming(vn) {
+		if st.Ready(vn, n) {
+			confirmers = append(confirmers, n)
+		}
+	}
+	for _, n := range confirmers {
 		last, _, err := r.status(st, n, vn)
 		if err == nil && last >= target {
 			continue

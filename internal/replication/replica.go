@@ -217,3 +217,22 @@ func (r *Replicator) FlushAt(ctx context.Context, addr, ns string, delay int64) 
 
 // DropPeer closes the connections to a node that left.
 func (r *Replicator) DropPeer(addr string) { r.pool.drop(addr) }
+
+// AppliedAt returns the Raft index the metadata of the node at addr has
+// applied.
+func (r *Replicator) AppliedAt(ctx context.Context, addr string) (uint64, error) {
+	pc, err := r.pool.get(ctx, addr)
+	if err != nil {
+		return 0, err
+	}
+	f, err := pc.call(ctx, tApplied, nil)
+	if err != nil {
+		return 0, err
+	}
+	d := newDec(f.body)
+	if err := decodeError(d); err != nil {
+		return 0, err
+	}
+	idx := d.u64()
+	return idx, d.done()
+}

@@ -219,6 +219,11 @@ func (r *Replicator) handleRequest(f frame) []byte {
 		return r.handleForward(f.body)
 	case tForwardBatch:
 		return r.handleForwardBatch(f.body)
+	case tApplied:
+		var e enc
+		e.u8(kindOK)
+		e.u64(r.state().Index)
+		return e.b
 	case tStatus:
 		return r.handleStatus(f.body)
 	case tPropose:

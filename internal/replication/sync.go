@@ -26,6 +26,8 @@ func (r *Replicator) Run(ctx context.Context) {
 		k   syncKey
 		err error
 	}
+	var held []bool // the vnodes this node held in the last state seen
+	toDrop := map[int]bool{}
 	running := map[syncKey]bool{}
 	failedAt := map[syncKey]time.Time{}
 	failures := map[syncKey]int{}
@@ -36,6 +38,8 @@ func (r *Replicator) Run(ctx context.Context) {
 		changed := r.d.Changed()
 		st := r.state()
 		if st.Initialized() {
+			held = r.noteReleased(st, held, toDrop)
+			r.dropReleased(st, toDrop)
 			r.pruneLive(st)
 			for v := range st.Table.Vnodes {
 				if st.Table.Vnodes[v].Primary() != r.cfg.Self {
@@ -114,6 +118,46 @@ func (r *Replicator) confirmCaughtUp(ctx context.Context, vn int, node routing.N
 	}
 }
 
+// holds reports whether this node holds vnode v in st: as a replica or as
+// an incoming node of a move.
+func (r *Replicator) holds(st *meta.State, v int) bool {
+	return st.Table.Vnodes[v].Has(r.cfg.Self) || contains(st.Moves[v], r.cfg.Self)
+}
+
+// noteReleased records the vnodes this node stopped holding since the last
+// state it saw, and returns what it holds now.
+func (r *Replicator) noteReleased(st *meta.State, held []bool, toDrop map[int]bool) []bool {
+	now := make([]bool, st.Table.VnodeCount())
+	for v := range now {
+		now[v] = r.holds(st, v)
+		if held != nil && held[v] && !now[v] {
+			toDrop[v] = true
+		}
+	}
+	return now
+}
+
+// dropReleased frees the data of vnodes this node no longer holds. It acts
+// only with a fresh table (in lease, everything committed applied) and
+// re-checks the current state, so replaying old metadata after a restart
+// never drops a vnode the node holds again.
+func (r *Replicator) dropReleased(st *meta.State, toDrop map[int]bool) {
+	if len(toDrop) == 0 || r.d.LeaderContact() >= r.cfg.ReadLease {
+		return
+	}
+	for v := range toDrop {
+		delete(toDrop, v)
+		if r.holds(r.state(), v) {
+			continue
+		}
+		if err := r.d.Store.ResetVnode(uint16(v), 0); err != nil {
+			r.log.Warn("dropping a released vnode", "vnode", v, "error", err)
+			continue
+		}
+		r.log.Info("released vnode dropped", "vnode", v)
+	}
+}
+
 // backoff is the wait before retrying a sync that failed n times.
 func backoff(n int) time.Duration {
 	return min(time.Duration(1<<min(n, 5))*250*time.Millisecond, 5*time.Second)
@@ -124,7 +168,10 @@ func (r *Replicator) pruneLive(st *meta.State) {
 	for v := range r.vnodes {
 		vs := &r.vnodes[v]
 		vs.mu.Lock()
-		for n := range vs.live {
+		for n, l := range vs.live {
+			if l.state == liveProposing {
+				continue // its sync ends it
+			}
 			if v >= st.Table.VnodeCount() || !contains(st.Lagging[v], n) || st.Table.Vnodes[v].Primary() != r.cfg.Self {
 				delete(vs.live, n)
 			}
@@ -234,12 +281,14 @@ func (r *Replicator) syncReplica(ctx context.Context, vn int, node routing.NodeI
 		return fmt.Errorf("vnode %d changed epoch during the sync", vn)
 	}
 	_, err = r.sendLog(s, v16, from, epoch)
+	var lr *liveReplica
 	if err == nil {
+		lr = &liveReplica{state: liveWaited, settled: make(chan struct{})}
 		vs.mu.Lock()
 		if vs.live == nil {
-			vs.live = map[routing.NodeID]bool{}
+			vs.live = map[routing.NodeID]*liveReplica{}
 		}
-		vs.live[node] = true
+		vs.live[node] = lr
 		vs.mu.Unlock()
 	}
 	unlock()
@@ -249,10 +298,28 @@ func (r *Replicator) syncReplica(ctx context.Context, vn int, node routing.NodeI
 	if err := s.drain(len(s.pending)); err != nil {
 		return err
 	}
+	// From the moment it went live every write waited for its ack, so it
+	// holds every acknowledged write, unless one of those acks failed.
+	vs.mu.Lock()
+	if lr.state != liveWaited {
+		vs.mu.Unlock()
+		return fmt.Errorf("replica %s of vnode %d missed a change while catching up", node, vn)
+	}
+	lr.state = liveProposing
+	vs.mu.Unlock()
 	pctx, cancel := context.WithTimeout(ctx, 4*r.cfg.ReplicationTimeout)
 	defer cancel()
-	if err := r.d.Propose(pctx, meta.Command{Op: meta.OpSetInSync, Vnode: vn, Node: node, Epoch: epoch, InSync: true}); err != nil {
-		return fmt.Errorf("marking in sync: %w", err)
+	perr := r.d.Propose(pctx, meta.Command{Op: meta.OpSetInSync, Vnode: vn, Node: node, Epoch: epoch, InSync: true})
+	vs.mu.Lock()
+	if perr == nil {
+		lr.state = liveCommitted
+	} else {
+		lr.state = liveAborted
+	}
+	close(lr.settled)
+	vs.mu.Unlock()
+	if perr != nil {
+		return fmt.Errorf("marking in sync: %w", perr)
 	}
 	// Changes acknowledged between the drain and the commit were sent to
 	// the replica without being waited for: it must hold them before it

@@ -34,6 +34,9 @@ const (
 	// tForwardBatch carries several reads for the receiver to answer as
 	// primary (a multi-key get grouped by primary). Answered by tResult.
 	tForwardBatch
+	// tApplied asks for the Raft index of the receiver's metadata.
+	// Answered by tResult.
+	tApplied
 	// tSetSeq ends a full copy: the vnode's records are all there, its log
 	// continues after the given seq. Answered by tAck.
 	tSetSeq

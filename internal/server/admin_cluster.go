@@ -61,6 +61,11 @@ func (s *Server) changeNamespace(op meta.Op, name string) error {
 	return nil
 }
 
+func balanced(t *routing.Table) bool {
+	ok, _ := routing.Balanced(t)
+	return ok
+}
+
 // nodeList is ROMA's nodelist: every node of the routing table.
 func (s *Server) nodeList() []string {
 	if s.cl == nil || !s.cl.fsm.State().Initialized() {
@@ -72,6 +77,41 @@ func (s *Server) nodeList() []string {
 		ids[i] = string(n.ID)
 	}
 	return ids
+}
+
+// receiving maps the vnodes this node is receiving in a move (as decimal
+// strings, ROMA's run_receive_a_vnode) to the primary sending each; nil
+// when there is none.
+func (s *Server) receiving() map[string]string {
+	if s.cl == nil {
+		return nil
+	}
+	st := s.cl.fsm.State()
+	var out map[string]string
+	for v := range st.Moves {
+		if slices.Contains(st.Incoming(v), s.cl.self) {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[fmt.Sprint(v)] = string(st.Table.Vnodes[v].Primary())
+		}
+	}
+	return out
+}
+
+// moving counts the vnodes being moved anywhere in the cluster.
+func (s *Server) moving() int {
+	if s.cl == nil {
+		return 0
+	}
+	return len(s.cl.fsm.State().Moves)
+}
+
+func orEmpty(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
 }
 
 // routingStats are ROMA's routing.* keys, for this node, from the table.
@@ -112,6 +152,8 @@ func (s *Server) routingStats() []stat {
 		stat{"routing.short_vnodes", fmt.Sprint(len(t.ShortVnodes()))},
 		stat{"routing.lost_vnodes", fmt.Sprint(len(t.LostVnodes()))},
 		stat{"routing.lagging_replicas", fmt.Sprint(lagging)},
+		stat{"routing.moving_vnodes", fmt.Sprint(len(st.Moves))},
+		stat{"routing.balanced", fmt.Sprint(balanced(t))},
 		stat{"routing.version", fmt.Sprint(t.Version)},
 		stat{"routing.replication_in_host", fmt.Sprint(t.ReplicationInHost)},
 		stat{"routing.meta_leader", leader},

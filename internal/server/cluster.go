@@ -377,3 +377,23 @@ func (cl *cluster) watchReady(ctx context.Context) {
 		}
 	}
 }
+
+// waitApplied waits until node's metadata has applied index (asked over
+// the peer port).
+func (cl *cluster) waitApplied(ctx context.Context, node routing.NodeID, index uint64) error {
+	m, ok := cl.fsm.State().Member(node)
+	if !ok {
+		return fmt.Errorf("%s is not a member", node)
+	}
+	for {
+		idx, err := cl.rep.AppliedAt(ctx, m.Addr)
+		if err == nil && idx >= index {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s has not applied index %d: %v (last error %v)", node, index, ctx.Err(), err)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}

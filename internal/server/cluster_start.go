@@ -152,9 +152,11 @@ func startCluster(cfg *config.Config, ln net.Listener, clk clock.Clock, log *slo
 		Settings: meta.Settings{
 			Name: cfg.Name, DivBits: uint(cfg.DivBits), Redundancy: cfg.Redundancy, ReplicationInHost: cfg.ReplicationInHost,
 		},
-		MaxVoters: cfg.MaxVoters, Interval: time.Second,
+		MaxVoters: cfg.MaxVoters, Interval: time.Second, MaxMoves: 32, ReadLease: time.Duration(cfg.ReadLease),
 	}, controller.Deps{
-		State: cl.fsm.State,
+		Changed:     cl.fsm.Changed,
+		WaitApplied: cl.waitApplied,
+		State:       cl.fsm.State,
 		Apply: func(ctx context.Context, c meta.Command) error {
 			_, err := rn.Apply(ctx, c.Encode())
 			return err
