@@ -76,7 +76,7 @@ func TestLinearizableWhileSecondaryRestarts(t *testing.T) {
 	c.Kill9(victim)
 	t.Logf("killed node %d after %d acknowledged writes", victim, before)
 	waitAcked(t, &acked, before+300*int64(soak()), 60*time.Second)
-	lagging := waitLagging(t, c.Node(0).Addr(), 30*time.Second)
+	lagging := waitLagging(t, c.Node((victim+1)%3).Addr(), 30*time.Second)
 	t.Logf("primary marked %d replicas lagging", lagging)
 	c.Restart(victim)
 	waitInSync(t, c, 60*time.Second)
@@ -93,7 +93,7 @@ func TestLinearizableWhileSecondaryRestarts(t *testing.T) {
 	wg.Wait()
 
 	final := map[string]histcheck.Output{}
-	reader := mustMC(t, c.Node(0).Addr())
+	reader := mustMC(t, c.Node((victim+1)%3).Addr())
 	for _, k := range keys {
 		v, _, found, err := reader.gets(k)
 		if err != nil {
