@@ -241,3 +241,26 @@ func versionAtLeast(v, min string) bool {
 	b, err2 := strconv.ParseUint(min, 10, 64)
 	return err1 == nil && err2 == nil && a >= b
 }
+
+// TestEncryptedGossip forms a cluster whose gossip is encrypted: members
+// with the key join, and data flows between them.
+func TestEncryptedGossip(t *testing.T) {
+	key := "iX0q81jhl8MSYPUBoUH7/Z7UUFcoHPsf" // 24 random bytes
+	c := testcluster.NewCluster(t, 3, testcluster.ClusterOptions{Engine: "memory", ExtraArgs: []string{"--gossip-key", key}})
+	c.WaitMembers(t, 3, 30*time.Second)
+	ms, err := mustMC(t, c.Node(2).Addr()).lines("members\r\n")
+	if err != nil || len(ms) != 3 {
+		t.Fatalf("members: %q %v", ms, err)
+	}
+	for _, m := range ms {
+		if f := strings.Fields(m); len(f) < 4 || f[3] != "alive" {
+			t.Errorf("member line %q: want alive", m)
+		}
+	}
+	if l, err := mustMC(t, c.Node(0).Addr()).set("enc", "yes"); err != nil || l != "STORED" {
+		t.Fatalf("set: %q %v", l, err)
+	}
+	if v, _, ok, err := mustMC(t, c.Node(1).Addr()).gets("enc"); err != nil || !ok || v != "yes" {
+		t.Fatalf("get through another node: %q %v %v", v, ok, err)
+	}
+}
