@@ -24,7 +24,8 @@ type ClusterOptions struct {
 	// never retries. Writes that are not safe to repeat (add, cas, incr,
 	// decr, append, prepend) are retried only when the node cannot have
 	// applied them: NOT_PRIMARY, or a failure before the request was sent.
-	// Default 3.
+	// Default 8: with the doubling backoff, about two seconds, which rides
+	// out a vnode's cut-over to a new primary.
 	MaxRetries int
 
 	// RetryBackoff is the wait before the first retry that does not follow
@@ -55,7 +56,7 @@ func DefaultClusterOptions() ClusterOptions {
 	return ClusterOptions{
 		Timeout:         5 * time.Second,
 		PoolSize:        8,
-		MaxRetries:      3,
+		MaxRetries:      8,
 		RetryBackoff:    10 * time.Millisecond,
 		RefreshInterval: time.Second,
 	}

@@ -48,13 +48,13 @@ PY
   done
   echo "bench-cluster: $1 not ready" >&2; return 1
 }
-in_sync() { # HOST: wait until no replica lags and no vnode is short
-  for _ in $(seq 1 600); do
-    out=$(bin/sonae -s "$1:$port" stat 'routing\.(lagging_replicas|short_vnodes)$' 2>/dev/null || true)
-    if [ "$(echo "$out" | awk '$2 != 0' | wc -l)" -eq 0 ] && [ -n "$out" ]; then return 0; fi
+in_sync() { # HOST: wait until nothing lags, is short or moves, and every position is balanced
+  for _ in $(seq 1 1200); do
+    out=$(bin/sonae -s "$1:$port" stat 'routing\.(lagging_replicas|short_vnodes|moving_vnodes|balanced)$' 2>/dev/null || true)
+    if [ "$(echo "$out" | awk '$2 != "0" && $2 != "true"' | wc -l)" -eq 0 ] && [ "$(echo "$out" | wc -l)" -eq 4 ]; then return 0; fi
     sleep 0.1
   done
-  echo "bench-cluster: replicas not in sync" >&2; return 1
+  echo "bench-cluster: the cluster did not settle (in sync and balanced)" >&2; return 1
 }
 node() { # HOST [JOIN]
   local join=()

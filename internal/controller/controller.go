@@ -187,8 +187,15 @@ func (c *Controller) admit(ctx context.Context, peers []Peer) error {
 }
 
 // removeLeft removes members that left gracefully: from the member list
-// (their vnodes' in-sync secondaries take over) and from Raft.
+// (their vnodes' in-sync secondaries take over) and from Raft. A Raft
+// server that is no longer a member and that gossip reports left, or does
+// not know at all, is removed from Raft too: that finishes a removal cut
+// short between its two steps. (A joining node is in Raft before it is a
+// member, but gossip knows it alive.)
 func (c *Controller) removeLeft(ctx context.Context, peers []Peer) error {
+	if err := c.removeStaleRaftServers(ctx, peers); err != nil {
+		return err
+	}
 	st := c.d.State()
 	for _, p := range peers {
 		if p.Status != "left" || p.ID == c.cfg.Self.ID {
@@ -204,6 +211,35 @@ func (c *Controller) removeLeft(ctx context.Context, peers []Peer) error {
 			return fmt.Errorf("removing %s from raft: %w", p.ID, err)
 		}
 		c.d.Log.Info("node left the cluster", "node", p.ID)
+	}
+	return nil
+}
+
+func (c *Controller) removeStaleRaftServers(ctx context.Context, peers []Peer) error {
+	servers, err := c.d.Raft.Servers()
+	if err != nil {
+		return fmt.Errorf("reading the raft configuration: %w", err)
+	}
+	status := map[routing.NodeID]string{}
+	for _, p := range peers {
+		status[p.ID] = p.Status
+	}
+	st := c.d.State()
+	for _, sv := range servers {
+		id := routing.NodeID(sv.ID)
+		if id == c.cfg.Self.ID {
+			continue
+		}
+		if _, member := st.Member(id); member {
+			continue
+		}
+		if s, known := status[id]; known && s != "left" {
+			continue
+		}
+		if err := c.d.Raft.RemoveServer(ctx, sv.ID); err != nil {
+			return fmt.Errorf("removing %s from raft: %w", id, err)
+		}
+		c.d.Log.Info("stale raft server removed", "node", id)
 	}
 	return nil
 }

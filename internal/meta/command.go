@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/sonae-kv/sonae/internal/routing"
 	"github.com/sonae-kv/sonae/internal/storage"
@@ -101,11 +102,14 @@ func apply(s *State, c Command) (*State, error) {
 	case OpRemoveMember:
 		return applyRemoveMember(s, c)
 	case OpSetVoter:
-		n := s.clone()
-		i := slices.IndexFunc(n.Members, func(m Member) bool { return m.ID == c.Node })
+		i := slices.IndexFunc(s.Members, func(m Member) bool { return m.ID == c.Node })
 		if i < 0 {
 			return nil, fmt.Errorf("%w: %s", ErrUnknownMember, c.Node)
 		}
+		if s.Members[i].Voter == c.Voter {
+			return s, nil
+		}
+		n := s.clone()
 		n.Members[i].Voter = c.Voter
 		return n, nil
 	case OpCreateNamespace:
@@ -185,8 +189,11 @@ func applyInit(s *State, c Command) (*State, error) {
 	if s.Initialized() {
 		return nil, ErrAlreadyInitialized
 	}
-	if c.Settings == nil || c.Member == nil || c.Member.ID == "" {
+	if c.Settings == nil || c.Member == nil {
 		return nil, fmt.Errorf("%w: init needs settings and a member", ErrBadCommand)
+	}
+	if err := validNodeID(c.Member.ID); err != nil {
+		return nil, err
 	}
 	t, err := routing.NewTable(c.Settings.DivBits, c.Settings.Redundancy, c.Settings.ReplicationInHost)
 	if err != nil {
@@ -206,8 +213,11 @@ func applyInit(s *State, c Command) (*State, error) {
 }
 
 func applyAddMember(s *State, c Command) (*State, error) {
-	if c.Member == nil || c.Member.ID == "" || c.Member.Addr == "" {
+	if c.Member == nil || c.Member.Addr == "" {
 		return nil, fmt.Errorf("%w: add_member needs a member with id and addr", ErrBadCommand)
+	}
+	if err := validNodeID(c.Member.ID); err != nil {
+		return nil, err
 	}
 	n := s.clone()
 	i, found := slices.BinarySearchFunc(n.Members, c.Member.ID, func(m Member, id routing.NodeID) int {
@@ -407,6 +417,16 @@ func checkVnode(s *State, c Command) error {
 	}
 	if e := s.Table.Vnodes[c.Vnode].Epoch; e != c.Epoch {
 		return fmt.Errorf("%w: vnode %d is at epoch %d, not %d", ErrStaleEpoch, c.Vnode, e, c.Epoch)
+	}
+	return nil
+}
+
+// validNodeID checks that id is HOST_PORT with a host: the table groups
+// replicas by that host.
+func validNodeID(id routing.NodeID) error {
+	i := strings.LastIndexByte(string(id), '_')
+	if i <= 0 || i == len(id)-1 {
+		return fmt.Errorf("%w: node id %q is not HOST_PORT", ErrBadCommand, id)
 	}
 	return nil
 }

@@ -221,6 +221,24 @@ func (s *State) validate() error {
 	if err := s.Table.Validate(); err != nil {
 		return err
 	}
+	for v, target := range s.Moves {
+		if v < 0 || v >= s.Table.VnodeCount() {
+			return fmt.Errorf("%w: move of vnode %d out of range", ErrBadCommand, v)
+		}
+		if len(target) == 0 || len(target) > s.Table.Redundancy {
+			return fmt.Errorf("%w: move of vnode %d to %d nodes", ErrBadCommand, v, len(target))
+		}
+		for _, n := range target {
+			if _, ok := s.Table.Node(n); !ok {
+				return fmt.Errorf("%w: move of vnode %d to unknown node %s", ErrBadCommand, v, n)
+			}
+		}
+	}
+	for v := range s.Fenced {
+		if _, moving := s.Moves[v]; !moving {
+			return fmt.Errorf("%w: vnode %d fenced without a move", ErrBadCommand, v)
+		}
+	}
 	for v, lag := range s.Lagging {
 		if v < 0 || v >= s.Table.VnodeCount() {
 			return fmt.Errorf("%w: lagging vnode %d out of range", ErrBadCommand, v)

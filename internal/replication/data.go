@@ -193,6 +193,7 @@ func (v *View) do(q *request) (response, error) {
 			}
 			ins := st.InSyncReplicas(vn)
 			target = ins[rand.IntN(len(ins))]
+			q.readSecondary = true // the replica it goes to must answer, not refuse
 		} else if target == r.cfg.Self && st.Fenced[vn] {
 			// A cut-over to another primary is being committed: wait for
 			// it, then route again.

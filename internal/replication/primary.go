@@ -260,14 +260,34 @@ func (r *Replicator) demote(vn int, node routing.NodeID, epoch uint64) error {
 	return d.err
 }
 
-// barrier waits until every change this node applied to vn as primary, up
-// to now, is confirmed. A change whose confirmation failed keeps the vnode
-// unsettled until resolve checks the replicas.
+// barrier waits until every change the store could have shown the read
+// that just ran is confirmed by the in-sync replicas. The engine's last seq,
+// read after the store answered, bounds what the read saw. The fast path is
+// one atomic read: nothing unconfirmed. Otherwise the vnode lock gives a
+// consistent view: changes this node applied as primary (up to applied)
+// are confirmed by their own writers, which the barrier waits for; changes
+// beyond them came from an earlier primary while this node was a replica,
+// and resolve asks the replicas about them.
 func (r *Replicator) barrier(vn int) error {
 	vs := &r.vnodes[vn]
+	eng := r.d.Store.Engine()
+	v16 := uint16(vn)
+	last := eng.LastSeq(v16)
 	vs.mu.Lock()
-	target := vs.applied
+	durable := vs.durable
 	vs.mu.Unlock()
+	if durable >= last {
+		return nil
+	}
+	unlock := r.d.Store.LockVnode(v16)
+	target := eng.LastSeq(v16)
+	vs.mu.Lock()
+	applied := vs.applied
+	vs.mu.Unlock()
+	unlock()
+	if target > applied {
+		return r.resolve(vn, target)
+	}
 	timer := time.NewTimer(r.cfg.ReplicationTimeout)
 	defer timer.Stop()
 	for {

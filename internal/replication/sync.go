@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/sonae-kv/sonae/internal/meta"
@@ -32,6 +33,14 @@ func (r *Replicator) Run(ctx context.Context) {
 	failedAt := map[syncKey]time.Time{}
 	failures := map[syncKey]int{}
 	done := make(chan result)
+	// The syncs belong to Run: it stops them and waits for them before it
+	// returns, so Close never races with a sync being started.
+	ctx, stopSyncs := context.WithCancel(ctx)
+	var syncs sync.WaitGroup
+	defer func() {
+		stopSyncs()
+		syncs.Wait()
+	}()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -55,13 +64,14 @@ func (r *Replicator) Run(ctx context.Context) {
 					}
 					running[k] = true
 					epoch := st.Table.Vnodes[v].Epoch
-					r.wg.Add(1)
+					syncs.Add(1)
 					go func() {
-						defer r.wg.Done()
+						defer syncs.Done()
 						err := r.syncReplica(ctx, k.vnode, k.node, epoch)
 						select {
 						case done <- result{k, err}:
 						case <-ctx.Done():
+						case <-r.ctx.Done():
 						}
 					}()
 				}

@@ -6,11 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/sonae-kv/sonae/internal/storage"
 )
 
-// Frame types.
+// Frame types. Their values travel on the wire: append new ones at the end.
 const (
 	// tForward asks the receiver to run a data command as the vnode's
 	// primary (forwarding). Answered by tResult.
@@ -75,9 +76,21 @@ func readFrame(r *bufio.Reader) (frame, error) {
 	if n < 9 || n > maxFrame {
 		return frame{}, fmt.Errorf("%w: %d bytes", errFrameTooLarge, n)
 	}
-	body := make([]byte, n-9)
-	if _, err := io.ReadFull(r, body); err != nil {
-		return frame{}, err
+	// Grow the body as it arrives rather than trusting the header: a
+	// peer cannot make this node allocate a gigabyte with 13 bytes.
+	size := int(n - 9)
+	body := make([]byte, 0, min(size, 64<<10))
+	for len(body) < size {
+		chunk := min(size-len(body), max(cap(body)-len(body), 64<<10))
+		body = slices.Grow(body, chunk)
+		m, err := io.ReadFull(r, body[len(body):len(body)+chunk])
+		body = body[:len(body)+m]
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return frame{}, err
+		}
 	}
 	return frame{typ: h[4], id: binary.BigEndian.Uint64(h[5:]), body: body}, nil
 }
