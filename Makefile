@@ -23,9 +23,10 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-## soak: longer fault runs for CI (about 10 minutes): 20 kill -9 cycles per
-## durability policy, 1500 stalled clients, 20x the property-test cases, and
-## 3 minutes of fuzzing.
+## soak: longer fault runs for CI (about 15 minutes): 20 kill -9 cycles per
+## durability policy, 1500 stalled clients, the cluster linearizability
+## tests four times longer, 20x the property-test cases, 3 minutes of
+## fuzzing the parser and 20 s per peer-protocol and metadata fuzz target.
 soak: deps
 	SONAE_SOAK=1 $(GO) test -count=1 -timeout 30m -run 'Kill9|Stalled' ./tests/crash/ ./internal/server/
 	SONAE_SOAK=4 $(GO) test -count=1 -timeout 30m -run 'Linearizable' ./tests/cluster/
@@ -33,8 +34,13 @@ soak: deps
 	$(MAKE) fuzz FUZZTIME=180s
 
 FUZZTIME ?= 60s
+CLUSTER_FUZZTIME ?= 20s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParser -fuzztime $(FUZZTIME) ./internal/protocol/
+	for f in FuzzDecodeRequest FuzzReadFrame FuzzDecodeChange FuzzDecodeResponse FuzzHandleFrame; do \
+		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(CLUSTER_FUZZTIME) ./internal/replication/ || exit 1; \
+	done
+	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(CLUSTER_FUZZTIME) ./internal/meta/
 
 ## bench: sonaed (memory, pebble) against memcached, then one node against a
 ## three-node cluster (forwarding and smart client), alternating rounds.
