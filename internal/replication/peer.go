@@ -131,32 +131,48 @@ func (p *peerConn) fail(err error) {
 func (p *peerConn) close() { p.fail(errors.New("closed")) }
 
 func (p *peerConn) writeLoop() {
-	w := bufio.NewWriterSize(p.nc, 64<<10)
-	var batch []queued
+	err := writeFrames(p.nc, p.wake, p.done, func(spare []queued) []queued {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		batch := p.queue
+		p.queue = spare
+		return batch
+	})
+	if err != nil {
+		p.fail(err)
+	}
+}
+
+// writeFrames is the writer goroutine of a peer connection, either side:
+// each time wake fires it takes every queued frame (take swaps the queue
+// for the spare slice it is given), writes them all and flushes once, so
+// frames queued together cost one syscall. It returns at done, or with the
+// first write error.
+func writeFrames(nc net.Conn, wake, done <-chan struct{}, take func(spare []queued) []queued) error {
+	w := bufio.NewWriterSize(nc, 64<<10)
+	var spare []queued
 	for {
 		select {
-		case <-p.wake:
-		case <-p.done:
-			return
+		case <-wake:
+		case <-done:
+			return nil
 		}
 		for {
-			p.mu.Lock()
-			batch, p.queue = p.queue, batch[:0]
-			p.mu.Unlock()
+			batch := take(spare[:0])
 			if len(batch) == 0 {
+				spare = batch
 				break
 			}
 			for _, q := range batch {
 				if err := writeFrame(w, q.typ, q.id, q.body); err != nil {
-					p.fail(err)
-					return
+					return err
 				}
 			}
 			clear(batch)
+			spare = batch
 		}
 		if err := w.Flush(); err != nil {
-			p.fail(err)
-			return
+			return err
 		}
 	}
 }

@@ -281,33 +281,15 @@ func (w *peerConnWriter) reply(id uint64, typ byte, body []byte) {
 
 func (w *peerConnWriter) loop() {
 	defer w.wg.Done()
-	bw := bufio.NewWriterSize(w.nc, 64<<10)
-	var batch []queued
-	for {
-		select {
-		case <-w.wake:
-		case <-w.done:
-			return
-		}
-		for {
-			w.mu.Lock()
-			batch, w.q = w.q, batch[:0]
-			w.mu.Unlock()
-			if len(batch) == 0 {
-				break
-			}
-			for _, q := range batch {
-				if writeFrame(bw, q.typ, q.id, q.body) != nil {
-					w.nc.Close()
-					return
-				}
-			}
-			clear(batch)
-		}
-		if bw.Flush() != nil {
-			w.nc.Close()
-			return
-		}
+	err := writeFrames(w.nc, w.wake, w.done, func(spare []queued) []queued {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		batch := w.q
+		w.q = spare
+		return batch
+	})
+	if err != nil {
+		w.nc.Close()
 	}
 }
 

@@ -92,19 +92,7 @@ func TestLinearizableWhileSecondaryRestarts(t *testing.T) {
 	close(stop)
 	wg.Wait()
 
-	final := map[string]histcheck.Output{}
-	reader := mustMC(t, c.Node((victim+1)%3).Addr())
-	for _, k := range keys {
-		v, _, found, err := reader.gets(k)
-		if err != nil {
-			t.Fatalf("final read of %s: %v", k, err)
-		}
-		if found {
-			final[k] = histcheck.Found(v)
-		} else {
-			final[k] = histcheck.NotFound()
-		}
-	}
+	final := finalValues(t, c.Node((victim+1)%3).Addr(), keys)
 	ops := rec.Ops()
 	t.Logf("%d operations, %d acknowledged writes", len(ops), acked.Load())
 	histcheck.Check(t, rec, 60*time.Second)
@@ -314,8 +302,17 @@ func TestLinearizableWhileJoinRebalances(t *testing.T) {
 		t.Error("no write was acknowledged while the vnodes moved: the test did not exercise the moves")
 	}
 
+	final := finalValues(t, third.Addr(), keys)
+	histcheck.Check(t, rec, 60*time.Second)
+	histcheck.CheckLost(t, rec, final)
+}
+
+// finalValues reads every key once through addr, after the faults, for the
+// lost-write check.
+func finalValues(t *testing.T, addr string, keys []string) map[string]histcheck.Output {
+	t.Helper()
 	final := map[string]histcheck.Output{}
-	reader := mustMC(t, third.Addr())
+	reader := mustMC(t, addr)
 	for _, k := range keys {
 		v, _, found, err := reader.gets(k)
 		if err != nil {
@@ -327,6 +324,5 @@ func TestLinearizableWhileJoinRebalances(t *testing.T) {
 			final[k] = histcheck.NotFound()
 		}
 	}
-	histcheck.Check(t, rec, 60*time.Second)
-	histcheck.CheckLost(t, rec, final)
+	return final
 }
