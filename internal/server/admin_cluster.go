@@ -61,6 +61,11 @@ func (s *Server) changeNamespace(op meta.Op, name string) error {
 	return nil
 }
 
+func isVoter(st *meta.State, id routing.NodeID) bool {
+	m, ok := st.Member(id)
+	return ok && m.Voter
+}
+
 func balanced(t *routing.Table) bool {
 	ok, _ := routing.Balanced(t)
 	return ok
@@ -157,6 +162,7 @@ func (s *Server) routingStats() []stat {
 		stat{"routing.version", fmt.Sprint(t.Version)},
 		stat{"routing.replication_in_host", fmt.Sprint(t.ReplicationInHost)},
 		stat{"routing.meta_leader", leader},
+		stat{"routing.meta_voter", fmt.Sprint(isVoter(st, s.cl.self))},
 		stat{"routing.meta_index", fmt.Sprint(st.Index)},
 	)
 	return out

@@ -264,3 +264,33 @@ func TestEncryptedGossip(t *testing.T) {
 		t.Fatalf("get through another node: %q %v %v", v, ok, err)
 	}
 }
+
+// TestVotersThenNonVoters: the first three nodes vote in Raft, the fourth
+// follows the metadata without voting, and every node has the same table.
+func TestVotersThenNonVoters(t *testing.T) {
+	c := testcluster.NewCluster(t, 4, testcluster.ClusterOptions{Engine: "memory"})
+	c.WaitMembers(t, 4, 30*time.Second)
+	waitInSync(t, c, 60*time.Second)
+	voters := 0
+	versions := map[string]bool{}
+	for _, p := range c.Nodes() {
+		v, err := stat(p.Addr(), "routing.meta_voter")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v == "true" {
+			voters++
+		}
+		ver, err := stat(p.Addr(), "routing.version")
+		if err != nil {
+			t.Fatal(err)
+		}
+		versions[ver] = true
+	}
+	if voters != 3 {
+		t.Errorf("%d voters among 4 nodes, want 3 (--max-voters default)", voters)
+	}
+	if len(versions) != 1 {
+		t.Errorf("nodes disagree on the table version: %v", versions)
+	}
+}
