@@ -50,6 +50,28 @@ const (
 	OpCutOver Op = "cut_over"
 	// OpCancelMove drops a planned move (and its fence).
 	OpCancelMove Op = "cancel_move"
+	// OpNodeFailed: the leader confirmed Node failed. It leaves the table
+	// (its vnodes' in-sync secondaries take over, epoch+1) but stays a
+	// member, marked failed.
+	OpNodeFailed Op = "node_failed"
+	// OpNodeReturned: a failed member is alive again; it rejoins the node
+	// set, holding nothing until the controller gives it replicas.
+	OpNodeReturned Op = "node_returned"
+	// OpAssignLost and OpAssignedLost give a lost vnode, empty, to Node
+	// (lost_action auto_assign), in two steps so that Node empties its
+	// copy before it serves the vnode.
+	OpAssignLost   Op = "assign_lost"
+	OpAssignedLost Op = "assigned_lost"
+	// OpSetDraining marks Node for release (Draining true) or clears it.
+	OpSetDraining Op = "set_draining"
+	// OpOperation starts a data-movement operation of Kind (or adds
+	// Vnodes to the running one); OpEndOperation ends it.
+	OpOperation    Op = "operation"
+	OpEndOperation Op = "end_operation"
+	// OpRequest records an operator's request of Kind (recover, balance).
+	OpRequest Op = "request"
+	// OpSetOption sets runtime option Name to Value.
+	OpSetOption Op = "set_option"
 	// OpBatch applies Batch in order as one log entry. A command of the
 	// batch that is refused is skipped; the others still apply.
 	OpBatch Op = "batch"
@@ -69,6 +91,17 @@ type Command struct {
 	Batch     []Command      `json:"batch,omitempty"`
 	// Nodes is the target replica list of plan_move.
 	Nodes []routing.NodeID `json:"nodes,omitempty"`
+	// Time is the proposer's clock (Unix ms), for the history.
+	Time     int64  `json:"time,omitempty"`
+	Kind     string `json:"kind,omitempty"`
+	Name     string `json:"name,omitempty"`
+	Value    string `json:"value,omitempty"`
+	Note     string `json:"note,omitempty"`
+	Vnodes   []int  `json:"vnodes,omitempty"`
+	Draining bool   `json:"draining,omitempty"`
+
+	// index is the Raft index of the entry, set by the FSM.
+	index uint64
 }
 
 // Encode returns the command's log form.
@@ -90,7 +123,19 @@ func DecodeCommand(b []byte) (Command, error) {
 }
 
 // apply returns the state after c, or an error refusing c (s unchanged).
+// It keeps ShortSince up to date (a batch does so through each of its
+// sub-commands).
 func apply(s *State, c Command) (*State, error) {
+	n, err := applyCommand(s, c)
+	if err != nil || n == s || c.Op == OpBatch || !n.Initialized() {
+		return n, err
+	}
+	n.noteShort(s, c.Time)
+	return n, nil
+}
+
+// applyCommand returns the state after c, or an error refusing c.
+func applyCommand(s *State, c Command) (*State, error) {
 	if c.Op != OpInit && !s.Initialized() {
 		return nil, ErrNotInitialized
 	}
@@ -170,12 +215,31 @@ func apply(s *State, c Command) (*State, error) {
 		n.cloneTable()
 		n.endMove(c.Vnode)
 		return n, nil
+	case OpNodeFailed:
+		return applyNodeFailed(s, c)
+	case OpNodeReturned:
+		return applyNodeReturned(s, c)
+	case OpAssignLost:
+		return applyAssignLost(s, c)
+	case OpAssignedLost:
+		return applyAssignedLost(s, c)
+	case OpSetDraining:
+		return applySetDraining(s, c)
+	case OpOperation:
+		return applyOperation(s, c)
+	case OpEndOperation:
+		return applyEndOperation(s, c)
+	case OpRequest:
+		return applyRequest(s, c)
+	case OpSetOption:
+		return applySetOption(s, c)
 	case OpBatch:
 		cur := s
 		for _, sub := range c.Batch {
 			if sub.Op == OpBatch || sub.Op == OpInit {
 				return nil, fmt.Errorf("%w: %s inside a batch", ErrBadCommand, sub.Op)
 			}
+			sub.index = c.index
 			if next, err := apply(cur, sub); err == nil {
 				cur = next
 			}
@@ -224,21 +288,20 @@ func applyAddMember(s *State, c Command) (*State, error) {
 		return compareIDs(m.ID, id)
 	})
 	if found {
-		if n.Members[i] == *c.Member {
+		m := *c.Member
+		m.Failed, m.Draining = n.Members[i].Failed, n.Members[i].Draining
+		if n.Members[i] == m {
 			return s, nil // a retried join: nothing to change
 		}
-		n.Members[i] = *c.Member
+		n.Members[i] = m
 		return n, nil
 	}
 	n.Members = slices.Insert(n.Members, i, *c.Member)
 	if _, ok := n.Table.Node(c.Member.ID); !ok {
 		n.cloneTable()
-		node := routing.NodeFromID(c.Member.ID)
-		j, _ := slices.BinarySearchFunc(n.Table.Nodes, node.ID, func(x routing.Node, id routing.NodeID) int {
-			return compareIDs(x.ID, id)
-		})
-		n.Table.Nodes = slices.Insert(n.Table.Nodes, j, node)
+		n.insertNode(c.Member.ID)
 	}
+	n.record(Event{Time: c.Time, Kind: EvJoin, Node: c.Member.ID, Note: c.Member.Addr})
 	return n, nil
 }
 
@@ -248,37 +311,25 @@ func applyRemoveMember(s *State, c Command) (*State, error) {
 	}
 	n := s.clone()
 	n.Members = slices.DeleteFunc(n.Members, func(m Member) bool { return m.ID == c.Node })
-	n.cloneTable()
-	for v, target := range n.Moves {
-		if slices.Contains(target, c.Node) || n.Table.Vnodes[v].Has(c.Node) {
-			n.endMove(v) // a move that involves the node is void
-		}
-	}
-	t := n.Table
-	t.Nodes = slices.DeleteFunc(t.Nodes, func(x routing.Node) bool { return x.ID == c.Node })
-	for v := range t.Vnodes {
-		r := &t.Vnodes[v]
-		if !r.Has(c.Node) {
-			continue
-		}
-		wasPrimary := r.Primary() == c.Node
-		lag := slices.DeleteFunc(n.Lagging[v], func(x routing.NodeID) bool { return x == c.Node })
-		r.Nodes = slices.DeleteFunc(r.Nodes, func(x routing.NodeID) bool { return x == c.Node })
-		if wasPrimary {
-			// Promote the first in-sync secondary: only an in-sync replica
-			// holds every acknowledged write.
-			k := slices.IndexFunc(r.Nodes, func(x routing.NodeID) bool { return !slices.Contains(lag, x) })
-			if k < 0 {
-				r.Nodes = nil // every remaining copy lags: the vnode is lost
-				lag = nil
-			} else if k > 0 {
-				p := r.Nodes[k]
-				r.Nodes = append([]routing.NodeID{p}, slices.Delete(r.Nodes, k, k+1)...)
+	held, promoted := n.dropNode(c.Node, c.Time)
+	delete(n.Former, c.Node)
+	for v, holders := range n.Lost {
+		if slices.Contains(holders, c.Node) {
+			rest := slices.DeleteFunc(slices.Clone(holders), func(x routing.NodeID) bool { return x == c.Node })
+			if len(rest) == 0 {
+				delete(n.Lost, v) // nobody left to bring it back
+			} else {
+				n.Lost[v] = rest
 			}
-			r.Epoch++
 		}
-		n.setLagging(v, lag)
 	}
+	for v, node := range n.Assigning {
+		if node == c.Node {
+			delete(n.Assigning, v)
+		}
+	}
+	n.record(Event{Time: c.Time, Kind: EvLeave, Node: c.Node,
+		Note: fmt.Sprintf("held %d vnodes: %d got a new primary", len(held), promoted)})
 	return n, nil
 }
 
@@ -334,6 +385,13 @@ func applySetInSync(s *State, c Command) (*State, error) {
 		lag = append(lag, c.Node)
 	}
 	n.setLagging(c.Vnode, lag)
+	if c.InSync && len(n.Lagging[c.Vnode]) == 0 && n.Running() {
+		if k := n.Operation.Kind; k == OpKindRecover || k == OpKindJoin {
+			if _, moving := n.Moves[c.Vnode]; !moving {
+				n.opDone(c.Vnode, c.Time)
+			}
+		}
+	}
 	return n, nil
 }
 
@@ -399,6 +457,8 @@ func applyCutOver(s *State, c Command) (*State, error) {
 		r.Epoch++
 	}
 	n.endMove(c.Vnode)
+	n.record(Event{Time: c.Time, Kind: EvMove, Vnode: c.Vnode, From: cur.Nodes, To: r.Nodes})
+	n.opDone(c.Vnode, c.Time)
 	return n, nil
 }
 

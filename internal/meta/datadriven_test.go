@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"reflect"
 	"slices"
 	"strconv"
@@ -60,13 +61,32 @@ type metaHarness struct {
 //	fence v= [epoch=]
 //	cut-over v= [epoch=]
 //	cancel-move v= [epoch=]
+//	node-failed ID [t=MS]
+//	node-returned ID [t=MS]
+//	assign-lost v= node= [epoch=]
+//	assigned-lost v= node= [epoch=]
+//	set-draining ID [off]
+//	operation kind= [node=] [vnodes=1,2] [t=MS]
+//	end-operation [note=WORD]
+//	request kind=
+//	set-option NAME VALUE
 //	batch                                 one sub-command per input line, same syntax
+//	history                               the routing history, one event a line
+//	tuning                                the typed options
 //	raw                                   the input line is the log entry's data, as is
 //	show                                  the state, compactly
 func (h *metaHarness) run(t testing.TB, d *datadriven.TestData) (string, error) {
 	switch d.Cmd {
 	case "show":
 		return showState(h.fsm.State()), nil
+	case "history":
+		var lines []string
+		for _, e := range h.fsm.State().History {
+			lines = append(lines, e.String())
+		}
+		return strings.Join(lines, "\n"), nil
+	case "tuning":
+		return fmt.Sprintf("%+v", h.fsm.State().Tuning()), nil
 	case "raw":
 		return h.apply(t, []byte(d.Input)), nil
 	case "batch":
@@ -206,6 +226,51 @@ func (h *metaHarness) command(cmd string, words []string, args map[string]string
 			}
 		}
 		return c, nil
+	case "node-failed", "node-returned":
+		t, err := num("t", 0)
+		if err != nil {
+			return Command{}, err
+		}
+		op := map[string]Op{"node-failed": OpNodeFailed, "node-returned": OpNodeReturned}[cmd]
+		return Command{Op: op, Node: routing.NodeID(word()), Time: int64(t)}, nil
+	case "assign-lost", "assigned-lost":
+		v, err := num("v", 0)
+		if err != nil {
+			return Command{}, err
+		}
+		e, err := epoch(int(v))
+		if err != nil {
+			return Command{}, err
+		}
+		op := map[string]Op{"assign-lost": OpAssignLost, "assigned-lost": OpAssignedLost}[cmd]
+		return Command{Op: op, Vnode: int(v), Node: routing.NodeID(args["node"]), Epoch: e}, nil
+	case "set-draining":
+		return Command{Op: OpSetDraining, Node: routing.NodeID(word()), Draining: !has("off")}, nil
+	case "operation":
+		t, err := num("t", 0)
+		if err != nil {
+			return Command{}, err
+		}
+		c := Command{Op: OpOperation, Kind: args["kind"], Node: routing.NodeID(args["node"]), Time: int64(t)}
+		if vs := args["vnodes"]; vs != "" {
+			for _, x := range strings.Split(vs, ",") {
+				n, err := strconv.Atoi(x)
+				if err != nil {
+					return Command{}, fmt.Errorf("bad vnode %q", x)
+				}
+				c.Vnodes = append(c.Vnodes, n)
+			}
+		}
+		return c, nil
+	case "end-operation":
+		return Command{Op: OpEndOperation, Note: args["note"]}, nil
+	case "request":
+		return Command{Op: OpRequest, Kind: args["kind"]}, nil
+	case "set-option":
+		if len(words) != 2 {
+			return Command{}, fmt.Errorf("set-option NAME VALUE")
+		}
+		return Command{Op: OpSetOption, Name: words[0], Value: words[1]}, nil
 	case "init-in-batch":
 		return Command{Op: OpInit}, nil
 	case "batch-in-batch":
@@ -346,6 +411,12 @@ func showState(s *State) string {
 		if m.Voter {
 			b.WriteString(",voter")
 		}
+		if m.Failed {
+			b.WriteString(",failed")
+		}
+		if m.Draining {
+			b.WriteString(",draining")
+		}
 		b.WriteString(")")
 	}
 	if len(s.Members) == 0 {
@@ -376,6 +447,34 @@ func showState(s *State) string {
 		case n < s.Table.Redundancy:
 			b.WriteString(" short")
 		}
+	}
+	for _, v := range slices.Sorted(maps.Keys(s.Lost)) {
+		fmt.Fprintf(&b, "\nlost v%d last held by %s", v, ids(s.Lost[v]))
+	}
+	for _, v := range slices.Sorted(maps.Keys(s.Assigning)) {
+		fmt.Fprintf(&b, "\nassigning v%d to %s", v, s.Assigning[v])
+	}
+	for _, n := range slices.Sorted(maps.Keys(s.Former)) {
+		fmt.Fprintf(&b, "\nformer %s: %v", n, s.Former[n])
+	}
+	if o := s.Operation; o != nil {
+		fmt.Fprintf(&b, "\noperation %d %s", o.ID, o.Kind)
+		if o.Node != "" {
+			fmt.Fprintf(&b, " %s", o.Node)
+		}
+		fmt.Fprintf(&b, ": done %d pending %v", o.Done, o.Pending)
+		if o.Ended != 0 {
+			b.WriteString(" ended")
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.Requests)) {
+		fmt.Fprintf(&b, "\nrequest %s", k)
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.Options)) {
+		fmt.Fprintf(&b, "\noption %s=%s", k, s.Options[k])
+	}
+	if s.ShortSince != 0 {
+		fmt.Fprintf(&b, "\nshort since %d", s.ShortSince)
 	}
 	// Entries of vnodes out of range would not show above.
 	for v := range s.Lagging {

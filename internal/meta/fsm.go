@@ -61,6 +61,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 		f.advance(cur, l.Index)
 		return err
 	}
+	c.index = l.Index
 	next, err := apply(cur, c)
 	if err != nil {
 		f.log.Debug("metadata command refused", "index", l.Index, "op", c.Op, "error", err)

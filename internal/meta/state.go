@@ -3,6 +3,7 @@ package meta
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/sonae-kv/sonae/internal/routing"
@@ -27,6 +28,9 @@ var (
 	ErrDefaultNamespace = errors.New("meta: the default namespace cannot be deleted")
 	// ErrBadCommand: the command cannot be decoded or is malformed.
 	ErrBadCommand = errors.New("meta: bad command")
+	// ErrUnknownOption and ErrBadOption: set_option refusals.
+	ErrUnknownOption = errors.New("meta: unknown option")
+	ErrBadOption     = errors.New("meta: bad option value")
 )
 
 // DefaultNamespace always exists.
@@ -48,6 +52,12 @@ type Member struct {
 	Addr string `json:"addr"`
 	// Voter is whether the node votes in Raft.
 	Voter bool `json:"voter"`
+	// Failed: the leader confirmed the node failed. It is out of the
+	// routing table until it returns (or is removed).
+	Failed bool `json:"failed,omitempty"`
+	// Draining: release was asked; the planner moves every replica off
+	// the node.
+	Draining bool `json:"draining,omitempty"`
 }
 
 // State is the whole metadata at one Raft index. A published State is never
@@ -78,6 +88,29 @@ type State struct {
 	// is only committed after the old primary applied the fence (or
 	// its read lease ran out), so the two never serve at once.
 	Fenced map[int]bool `json:"fenced,omitempty"`
+
+	// Options are the runtime options an operator set (options.go).
+	Options map[string]string `json:"options,omitempty"`
+	// Former lists, per failed member, the vnodes it held when it failed:
+	// it still has their data, and gets them back first when it returns.
+	Former map[routing.NodeID][]int `json:"former,omitempty"`
+	// Lost lists, per lost vnode, the node that held it last: if that node
+	// returns, the vnode comes back with it.
+	Lost map[int][]routing.NodeID `json:"lost,omitempty"`
+	// Assigning lists the lost vnodes being given, empty, to a live node
+	// (lost_action auto_assign), which empties its copy first.
+	Assigning map[int]routing.NodeID `json:"assigning,omitempty"`
+	// Operation is the last data-movement operation (running while its
+	// Ended is 0).
+	Operation *Operation `json:"operation,omitempty"`
+	// Requests are operators' requests (recover, balance) waiting for the
+	// controller, with the time they were made.
+	Requests map[string]int64 `json:"requests,omitempty"`
+	// ShortSince is when the table last became short (Unix ms), 0 while no
+	// vnode is short.
+	ShortSince int64 `json:"short_since,omitempty"`
+	// History is the routing history, oldest first.
+	History []Event `json:"history,omitempty"`
 }
 
 // Initialized reports whether init has been applied.
@@ -100,11 +133,11 @@ func (s *State) Member(id routing.NodeID) (Member, bool) {
 	return s.Members[i], true
 }
 
-// Voters counts the voting members.
+// Voters counts the voting members that have not failed.
 func (s *State) Voters() int {
 	n := 0
 	for _, m := range s.Members {
-		if m.Voter {
+		if m.Voter && !m.Failed {
 			n++
 		}
 	}
@@ -182,6 +215,11 @@ func (s *State) clone() *State {
 			c.Fenced[v] = true
 		}
 	}
+	c.Options = maps.Clone(s.Options)
+	c.Former = maps.Clone(s.Former)
+	c.Lost = maps.Clone(s.Lost)
+	c.Assigning = maps.Clone(s.Assigning)
+	c.Requests = maps.Clone(s.Requests)
 	return &c
 }
 
