@@ -350,6 +350,25 @@ func (n *Node) WatchLeadership() (ch <-chan Leadership, cancel func()) {
 	return n.leader.watch()
 }
 
+// Leadership returns the latest leadership observation (what
+// WatchLeadership delivers last).
+func (n *Node) Leadership() Leadership { return n.leader.current() }
+
+// DemoteVoter makes a voter a non-voter; leader only.
+func (n *Node) DemoteVoter(ctx context.Context, id string) error {
+	timeout, err := n.enqueueTimeout(ctx)
+	if err != nil {
+		return err
+	}
+	return n.wait(ctx, n.raft.DemoteVoter(raft.ServerID(id), 0, timeout))
+}
+
+// TransferLeadership asks raft to hand leadership to another voter (used
+// before a graceful leave of the leader).
+func (n *Node) TransferLeadership(ctx context.Context) error {
+	return n.wait(ctx, n.raft.LeadershipTransfer())
+}
+
 // Servers returns the latest cluster configuration (possibly not yet
 // committed), in raft's order.
 func (n *Node) Servers() ([]Server, error) {

@@ -3,6 +3,7 @@ package replication
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"time"
 
@@ -301,7 +302,10 @@ func (r *Replicator) handleForward(body []byte) []byte {
 func (r *Replicator) local(st *meta.State, vn int, q *request, asPrimary bool) (response, error) {
 	if asPrimary {
 		if c := r.d.LeaderContact(); c >= r.cfg.ReadLease {
-			return response{}, unavailable(vn, "no contact with the Raft leader for %s (read lease %s)", c.Round(time.Millisecond), r.cfg.ReadLease)
+			if c == time.Duration(math.MaxInt64) {
+				return response{}, unavailable(vn, "this node holds no read lease from the Raft leader")
+			}
+			return response{}, unavailable(vn, "this node's read lease from the Raft leader ran out %s ago", (c - r.cfg.ReadLease).Round(time.Millisecond))
 		}
 	}
 	s := r.d.Store

@@ -199,6 +199,27 @@ func (r *Replicator) ProposeAt(ctx context.Context, addr string, c meta.Command)
 	return idx, d.done()
 }
 
+// LeaseAt asks the node at addr (the Raft leader) for a read lease for
+// this node and returns the commit index the lease is valid from.
+func (r *Replicator) LeaseAt(ctx context.Context, addr string) (uint64, error) {
+	pc, err := r.pool.get(ctx, addr)
+	if err != nil {
+		return 0, err
+	}
+	var e enc
+	e.str(string(r.cfg.Self))
+	f, err := pc.call(ctx, tLease, e.b)
+	if err != nil {
+		return 0, err
+	}
+	d := newDec(f.body)
+	if err := decodeError(d); err != nil {
+		return 0, err
+	}
+	idx := d.u64()
+	return idx, d.done()
+}
+
 // FlushAt runs flush_all on the node at addr.
 func (r *Replicator) FlushAt(ctx context.Context, addr, ns string, delay int64) error {
 	pc, err := r.pool.get(ctx, addr)

@@ -96,6 +96,10 @@ type Deps struct {
 	LeaderContact func() time.Duration
 	// Flush runs flush_all on this node's own data.
 	Flush func(ns string, delay int64) error
+	// GrantLease answers a peer's lease request on the Raft leader: it
+	// records the grant and returns the commit index, or refuses (not the
+	// leader, or the node is being failed over).
+	GrantLease func(node routing.NodeID) (uint64, error)
 	Dial  DialFunc
 	Clock clock.Clock
 	Log   *slog.Logger
@@ -228,6 +232,23 @@ func (r *Replicator) handleRequest(f frame) []byte {
 		return r.handleStatus(f.body)
 	case tPropose:
 		return r.handlePropose(f.body)
+	case tLease:
+		d := newDec(f.body)
+		node := routing.NodeID(d.str())
+		if err := d.done(); err != nil {
+			return errorBody(err)
+		}
+		if r.d.GrantLease == nil {
+			return errorBody(ErrNotLeader)
+		}
+		idx, err := r.d.GrantLease(node)
+		if err != nil {
+			return errorBody(err)
+		}
+		var e enc
+		e.u8(kindOK)
+		e.u64(idx)
+		return e.b
 	case tFlush:
 		d := newDec(f.body)
 		ns, delay := d.str(), d.i64()

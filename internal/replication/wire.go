@@ -41,6 +41,10 @@ const (
 	// tSetSeq ends a full copy: the vnode's records are all there, its log
 	// continues after the given seq. Answered by tAck.
 	tSetSeq
+	// tLease asks the receiver, the Raft leader, for a read lease for the
+	// node named in the body. Answered by tResult with the leader's commit
+	// index: the lease counts only once the asker has applied it.
+	tLease
 )
 
 // maxFrame bounds a frame: the largest item plus headroom.

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -56,6 +55,7 @@ type cluster struct {
 	rep    *replication.Replicator
 	nudge  chan struct{}
 	ready  chan struct{}
+	lease  leases
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
 }
@@ -177,29 +177,6 @@ func raftConfig(cfg *config.Config, dir string, voter bool, log *slog.Logger) co
 		rc.LeaderLeaseTimeout = 1500 * time.Millisecond
 	}
 	return rc
-}
-
-// leaderContact is the read lease's clock: 0 on the leader, else the time
-// since the leader was last heard from. A node whose FSM has not applied
-// everything it knows to be committed waits for it first (briefly: the
-// FSM applies in microseconds), so its table is as fresh as its lease;
-// when it cannot catch up the lease counts as lost.
-func (cl *cluster) leaderContact() time.Duration {
-	commit := cl.raft.CommitIndex()
-	if cl.raft.AppliedIndex() < commit {
-		deadline := time.Now().Add(time.Duration(cl.cfg.ReadLease) / 2)
-		for cl.raft.AppliedIndex() < commit {
-			ch := cl.fsm.Changed()
-			if time.Now().After(deadline) {
-				return time.Duration(math.MaxInt64)
-			}
-			select {
-			case <-ch:
-			case <-time.After(time.Millisecond):
-			}
-		}
-	}
-	return cl.raft.SinceLeaderContact()
 }
 
 // propose commits c through Raft: directly on the leader, else through the
@@ -331,6 +308,7 @@ func (cl *cluster) watchLeadership(ctx context.Context) {
 				return
 			}
 			if l.IsLeader {
+				cl.becameLeader(l.Seq)
 				cl.log.Info("this node leads the metadata (Raft leader)")
 				cl.poke()
 			}

@@ -63,6 +63,7 @@ func startCluster(cfg *config.Config, ln net.Listener, clk clock.Clock, log *slo
 		fsm: meta.NewFSM(log.With("component", "meta")), nudge: make(chan struct{}, 1), ready: make(chan struct{}),
 		cancel: cancel,
 	}
+	cl.lease.init()
 	defer func() {
 		if err != nil {
 			cl.close()
@@ -83,6 +84,7 @@ func startCluster(cfg *config.Config, ln net.Listener, clk clock.Clock, log *slo
 		Changed:       cl.fsm.Changed,
 		Propose:       cl.propose,
 		LeaderContact: cl.leaderContact,
+		GrantLease:    cl.grantLease,
 		Flush:         func(ns string, delay int64) error { return store.FlushAll(ns, delay) },
 		Dial: func(ctx context.Context, addr string) (net.Conn, error) {
 			return netmux.Dial(ctx, addr, netmux.KindPeer)
@@ -179,6 +181,7 @@ func startCluster(cfg *config.Config, ln net.Listener, clk clock.Clock, log *slo
 	bg(ctl.Run)
 	bg(cl.pumpEvents)
 	bg(cl.watchLeadership)
+	bg(cl.renewLeases)
 	bg(cl.watchReady)
 	bg(func(ctx context.Context) { cl.syncNamespaces(ctx, store) })
 	var seeds []string

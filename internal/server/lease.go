@@ -1,0 +1,208 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/sonae-kv/sonae/internal/replication"
+	"github.com/sonae-kv/sonae/internal/routing"
+)
+
+// errLeaseWithheld: the leader is failing the asking node over and grants
+// it no more leases.
+var errLeaseWithheld = errors.New("read lease withheld: the leader is failing this node over")
+
+// leases is both sides of the read lease (docs/cluster.md, "Reads").
+//
+// A node that is not the Raft leader serves as primary only while it holds
+// a lease from the leader: it asks every ReadLease/4, and a grant counts
+// from the moment the request was sent, for ReadLease, once the node has
+// applied the commit index the leader answered (so its table is at least
+// as fresh as the grant). The leader records when it granted each node its
+// last lease. Because the asker starts counting before the leader records,
+// the leader knows an upper bound of every lease: after lastGrant+ReadLease
+// the node has stopped serving, whatever the network does. The controller
+// waits for that before it promotes a failed node's secondaries, and
+// withholds new grants from a node it is failing over.
+//
+// The leader itself serves on raft's own leader lease: it steps down after
+// LeaderLeaseTimeout without a quorum, well within the time a new leader
+// needs to be elected plus the ReadLease a new leader waits before it
+// fails any node over.
+type leases struct {
+	mu          sync.Mutex
+	start       time.Time // when the held lease's request was sent
+	index       uint64    // the commit index it is valid from
+	granted     map[routing.NodeID]time.Time
+	withheld    map[routing.NodeID]bool
+	leaderSince time.Time // when this node last became leader
+	leaderSeq   uint64    // the leadership observation leaderSince belongs to
+	renew       chan struct{}
+	renewed     chan struct{} // closed and replaced on every new lease
+}
+
+func (l *leases) init() {
+	l.renew = make(chan struct{}, 1)
+	l.renewed = make(chan struct{})
+}
+
+// renewLeases keeps this node's lease fresh while it is not the leader.
+func (cl *cluster) renewLeases(ctx context.Context) {
+	lease := time.Duration(cl.cfg.ReadLease)
+	for {
+		wait := lease / 4
+		if !cl.raft.IsLeader() {
+			ok := false
+			if _, addr := cl.raft.Leader(); addr != "" {
+				sent := time.Now()
+				rctx, cancel := context.WithTimeout(ctx, lease/2)
+				idx, err := cl.rep.LeaseAt(rctx, addr)
+				cancel()
+				if ok = err == nil; ok {
+					cl.lease.mu.Lock()
+					if sent.After(cl.lease.start) {
+						cl.lease.start, cl.lease.index = sent, idx
+						close(cl.lease.renewed)
+						cl.lease.renewed = make(chan struct{})
+					}
+					cl.lease.mu.Unlock()
+				} else {
+					cl.log.Debug("read lease not renewed", "leader", addr, "error", err)
+				}
+			}
+			if !ok {
+				wait = lease / 20 // without a lease this node serves nothing: retry soon
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		case <-cl.lease.renew:
+		}
+	}
+}
+
+// grantLease is the leader's side of a lease request.
+func (cl *cluster) grantLease(node routing.NodeID) (uint64, error) {
+	if !cl.raft.IsLeader() {
+		return 0, replication.ErrNotLeader
+	}
+	cl.lease.mu.Lock()
+	defer cl.lease.mu.Unlock()
+	if cl.lease.withheld[node] {
+		return 0, errLeaseWithheld
+	}
+	if cl.lease.granted == nil {
+		cl.lease.granted = map[routing.NodeID]time.Time{}
+	}
+	cl.lease.granted[node] = time.Now()
+	return cl.raft.CommitIndex(), nil
+}
+
+// leaseBound returns when the lease of node surely ends if it gets no
+// other: its last grant from this leader plus ReadLease. A grant from an
+// earlier leader is bounded by this node's own leadership start.
+func (cl *cluster) leaseBound(node routing.NodeID) time.Time {
+	cl.lease.mu.Lock()
+	defer cl.lease.mu.Unlock()
+	if l := cl.raft.Leadership(); !l.IsLeader || l.Seq != cl.lease.leaderSeq || cl.lease.leaderSince.IsZero() {
+		// Leadership changed and becameLeader has not run yet: nothing
+		// is known of the grants in between.
+		return time.Now().Add(time.Duration(cl.cfg.ReadLease))
+	}
+	last := cl.lease.leaderSince
+	if g := cl.lease.granted[node]; g.After(last) {
+		last = g
+	}
+	return last.Add(time.Duration(cl.cfg.ReadLease))
+}
+
+// withholdLease stops (or resumes) granting node leases.
+func (cl *cluster) withholdLease(node routing.NodeID, withhold bool) {
+	cl.lease.mu.Lock()
+	defer cl.lease.mu.Unlock()
+	if cl.lease.withheld == nil {
+		cl.lease.withheld = map[routing.NodeID]bool{}
+	}
+	if withhold {
+		cl.lease.withheld[node] = true
+	} else {
+		delete(cl.lease.withheld, node)
+	}
+}
+
+// becameLeader resets the leader's side: grants of an earlier term are
+// not known here, so they are bounded from now on.
+func (cl *cluster) becameLeader(seq uint64) {
+	cl.lease.mu.Lock()
+	defer cl.lease.mu.Unlock()
+	cl.lease.leaderSince = time.Now()
+	cl.lease.leaderSeq = seq
+	cl.lease.granted = nil
+	cl.lease.withheld = nil
+}
+
+// leaderContact is the read lease's clock for the data path: 0 on the
+// leader, else the age of the held lease. The lease counts only once this
+// node's metadata has applied the index it was granted at (and everything
+// it knows to be committed); it waits for that briefly (the FSM applies in
+// microseconds), and a lease it cannot catch up with counts as lost.
+func (cl *cluster) leaderContact() time.Duration {
+	if cl.raft.IsLeader() {
+		return 0
+	}
+	lease := time.Duration(cl.cfg.ReadLease)
+	cl.lease.mu.Lock()
+	start, index, renewed := cl.lease.start, cl.lease.index, cl.lease.renewed
+	cl.lease.mu.Unlock()
+	if start.IsZero() || time.Since(start) >= lease*3/4 {
+		// No lease, or one about to end (say, just after a leader
+		// change): ask now and wait a little for it rather than refuse.
+		select {
+		case cl.lease.renew <- struct{}{}:
+		default:
+		}
+		select {
+		case <-renewed:
+		case <-time.After(lease / 4):
+		}
+		cl.lease.mu.Lock()
+		start, index = cl.lease.start, cl.lease.index
+		cl.lease.mu.Unlock()
+		if start.IsZero() {
+			return time.Duration(math.MaxInt64)
+		}
+	}
+	want := max(index, cl.raft.CommitIndex())
+	if cl.raft.AppliedIndex() < want {
+		deadline := time.Now().Add(time.Duration(cl.cfg.ReadLease) / 2)
+		for cl.raft.AppliedIndex() < want {
+			ch := cl.fsm.Changed()
+			if time.Now().After(deadline) {
+				return time.Duration(math.MaxInt64)
+			}
+			select {
+			case <-ch:
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}
+	return time.Since(start)
+}
+
+// leaseStatus describes this node's lease for stat.
+func (cl *cluster) leaseStatus() string {
+	if cl.raft.IsLeader() {
+		return "leader"
+	}
+	c := cl.leaderContact()
+	if c >= time.Duration(cl.cfg.ReadLease) {
+		return "none"
+	}
+	return fmt.Sprintf("held (%s old)", c.Round(time.Millisecond))
+}
