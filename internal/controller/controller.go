@@ -1,14 +1,14 @@
 package controller
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
+	"sync"
 	"time"
 
+	"github.com/sonae-kv/sonae/internal/clock"
 	"github.com/sonae-kv/sonae/internal/meta"
 	"github.com/sonae-kv/sonae/internal/routing"
 )
@@ -33,6 +33,7 @@ type Raft interface {
 	AddVoter(ctx context.Context, id, addr string) error
 	AddNonvoter(ctx context.Context, id, addr string) error
 	RemoveServer(ctx context.Context, id string) error
+	DemoteVoter(ctx context.Context, id string) error
 	Servers() ([]RaftServer, error)
 }
 
@@ -86,13 +87,31 @@ type Deps struct {
 	Changed func() <-chan struct{}
 	// WaitApplied waits until node's metadata has applied index.
 	WaitApplied func(ctx context.Context, node routing.NodeID, index uint64) error
-	Log         *slog.Logger
+	// Probe asks the node at addr directly whether it is up (the
+	// confirmation of a failure gossip reports).
+	Probe func(ctx context.Context, addr string) error
+	// LeaseBound is when node's last read lease from this leader surely
+	// ends; WithholdLease stops (or resumes) granting it leases.
+	LeaseBound    func(node routing.NodeID) time.Time
+	WithholdLease func(node routing.NodeID, withhold bool)
+	Clock         clock.Clock
+	Log           *slog.Logger
 }
 
 // Controller is the leader's decision loop.
 type Controller struct {
 	cfg Config
 	d   Deps
+	// failedSince is when gossip first reported each member failed.
+	failedSince map[routing.NodeID]time.Time
+	// joined holds the nodes that joined (or came back) since the table
+	// was last balanced: their rebalancing is a join operation.
+	joined map[routing.NodeID]bool
+	wake   chan struct{}
+
+	mu       sync.Mutex
+	wakeAt   time.Time
+	wakeTime *time.Timer
 }
 
 // New returns a controller.
@@ -100,8 +119,37 @@ func New(cfg Config, d Deps) (*Controller, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Controller{cfg: cfg, d: d}, nil
+	if d.Clock == nil {
+		d.Clock = clock.Real{}
+	}
+	return &Controller{cfg: cfg, d: d, failedSince: map[routing.NodeID]time.Time{},
+		joined: map[routing.NodeID]bool{}, wake: make(chan struct{}, 1)}, nil
 }
+
+func (c *Controller) now() time.Time { return c.d.Clock.Now() }
+
+// retryIn makes the loop reconcile again after d (a grace period or a
+// delay runs out), without waiting for the next tick.
+func (c *Controller) retryIn(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	at := time.Now().Add(d)
+	if c.wakeTime != nil && !c.wakeAt.After(at) && time.Until(c.wakeAt) > 0 {
+		return // an earlier wake-up is set already
+	}
+	if c.wakeTime != nil {
+		c.wakeTime.Stop()
+	}
+	c.wakeAt = at
+	c.wakeTime = time.AfterFunc(d, func() {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	})
+}
+
+func msDuration(ms int64) time.Duration { return time.Duration(ms) * time.Millisecond }
 
 // Run reconciles while this node leads, until ctx ends.
 func (c *Controller) Run(ctx context.Context) {
@@ -119,10 +167,16 @@ func (c *Controller) Run(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
+			c.mu.Lock()
+			if c.wakeTime != nil {
+				c.wakeTime.Stop()
+			}
+			c.mu.Unlock()
 			return
 		case <-t.C:
 		case <-c.d.Nudge:
 		case <-changed:
+		case <-c.wake:
 		}
 	}
 }
@@ -141,24 +195,40 @@ func (c *Controller) Reconcile(ctx context.Context) error {
 			"redundancy", c.cfg.Settings.Redundancy)
 	}
 	peers := c.d.Peers()
-	if err := c.admit(ctx, peers); err != nil {
+	newly, err := c.admit(ctx, peers)
+	if err != nil {
 		return err
 	}
 	if err := c.removeLeft(ctx, peers); err != nil {
 		return err
 	}
+	if err := c.failOver(ctx, peers); err != nil {
+		return err
+	}
+	if err := c.welcomeBack(ctx, peers); err != nil {
+		return err
+	}
 	if err := c.keepVoters(ctx, peers); err != nil {
 		return err
 	}
-	if err := c.fillShort(ctx, peers); err != nil {
+	if err := c.handleLost(ctx); err != nil {
+		return err
+	}
+	if len(newly) > 0 {
+		if err := c.fillJoined(ctx, newly); err != nil {
+			return err
+		}
+	}
+	if err := c.recoverShort(ctx, peers); err != nil {
 		return err
 	}
 	return c.rebalance(ctx, peers)
 }
 
 // admit adds alive peers that are not members yet: to Raft first (so the
-// node receives the log), then to the member list.
-func (c *Controller) admit(ctx context.Context, peers []Peer) error {
+// node receives the log), then to the member list. It returns the new
+// members.
+func (c *Controller) admit(ctx context.Context, peers []Peer) (newly []routing.NodeID, _ error) {
 	for _, p := range peers {
 		if p.Status != "alive" {
 			continue
@@ -175,15 +245,20 @@ func (c *Controller) admit(ctx context.Context, peers []Peer) error {
 			err = c.d.Raft.AddNonvoter(ctx, string(p.ID), p.Addr)
 		}
 		if err != nil {
-			return fmt.Errorf("adding %s to raft: %w", p.ID, err)
+			return newly, fmt.Errorf("adding %s to raft: %w", p.ID, err)
 		}
+		_, known := st.Member(p.ID)
 		m := meta.Member{ID: p.ID, Addr: p.Addr, Voter: voter}
-		if err := c.d.Apply(ctx, meta.Command{Op: meta.OpAddMember, Member: &m}); err != nil {
-			return fmt.Errorf("adding member %s: %w", p.ID, err)
+		if err := c.d.Apply(ctx, meta.Command{Op: meta.OpAddMember, Member: &m, Time: c.now().UnixMilli()}); err != nil {
+			return newly, fmt.Errorf("adding member %s: %w", p.ID, err)
+		}
+		if !known {
+			newly = append(newly, p.ID)
+			c.joined[p.ID] = true
 		}
 		c.d.Log.Info("node joined the cluster", "node", p.ID, "addr", p.Addr, "voter", voter)
 	}
-	return nil
+	return newly, nil
 }
 
 // removeLeft removes members that left gracefully: from the member list
@@ -204,7 +279,7 @@ func (c *Controller) removeLeft(ctx context.Context, peers []Peer) error {
 		if _, ok := st.Member(p.ID); !ok {
 			continue
 		}
-		if err := c.d.Apply(ctx, meta.Command{Op: meta.OpRemoveMember, Node: p.ID}); err != nil {
+		if err := c.d.Apply(ctx, meta.Command{Op: meta.OpRemoveMember, Node: p.ID, Time: c.now().UnixMilli()}); err != nil {
 			return fmt.Errorf("removing member %s: %w", p.ID, err)
 		}
 		if err := c.d.Raft.RemoveServer(ctx, string(p.ID)); err != nil {
@@ -248,12 +323,15 @@ func (c *Controller) removeStaleRaftServers(ctx context.Context, peers []Peer) e
 // voters than wanted, so that a voter that left is replaced.
 func (c *Controller) keepVoters(ctx context.Context, peers []Peer) error {
 	alive := aliveSet(peers)
+	if err := c.demoteFailedVoters(ctx, alive); err != nil {
+		return err
+	}
 	st := c.d.State()
 	for _, m := range st.Members {
 		if c.d.State().Voters() >= c.cfg.MaxVoters {
 			return nil
 		}
-		if m.Voter || !alive[m.ID] {
+		if m.Voter || m.Failed || !alive[m.ID] {
 			continue
 		}
 		if err := c.d.Raft.AddVoter(ctx, string(m.ID), m.Addr); err != nil {
@@ -277,73 +355,33 @@ func aliveSet(peers []Peer) map[routing.NodeID]bool {
 	return alive
 }
 
-// fillShort gives every short vnode a replica on an alive member that
-// holds none of it, on a host it does not use yet, choosing the member with
-// the fewest replicas each time. The new replicas start lagging; their
-// primaries bring them in sync. All additions go in one Raft entry.
-func (c *Controller) fillShort(ctx context.Context, peers []Peer) error {
+// demoteFailedVoters turns failed voters into non-voters when an alive
+// non-voter can take their place, so that the quorum counts only nodes
+// that can answer: three voters with one failed tolerate no further
+// failure, three alive ones tolerate one.
+func (c *Controller) demoteFailedVoters(ctx context.Context, alive map[routing.NodeID]bool) error {
 	st := c.d.State()
-	t := st.Table
-	short := t.ShortVnodes()
-	if len(short) == 0 {
-		return nil
-	}
-	alive := aliveSet(peers)
-	alive[c.cfg.Self.ID] = true
-	load := map[routing.NodeID]int{}
-	var cands []routing.Node
-	for _, n := range t.Nodes {
-		if alive[n.ID] {
-			cands = append(cands, n)
-			for _, k := range t.Counts(n.ID) {
-				load[n.ID] += k
-			}
+	spare := 0
+	for _, m := range st.Members {
+		if !m.Voter && !m.Failed && alive[m.ID] {
+			spare++
 		}
 	}
-	var batch []meta.Command
-	for _, v := range short {
-		r := t.Vnodes[v]
-		hosts := map[string]bool{}
-		for _, id := range r.Nodes {
-			if n, ok := t.Node(id); ok {
-				hosts[n.Host] = true
-			}
+	for _, m := range st.Members {
+		if spare == 0 {
+			return nil
 		}
-		var best *routing.Node
-		for i := range cands {
-			n := &cands[i]
-			if r.Has(n.ID) || (!t.ReplicationInHost && hosts[n.Host]) {
-				continue
-			}
-			if best == nil || cmp.Or(cmp.Compare(load[n.ID], load[best.ID]), cmp.Compare(n.ID, best.ID)) < 0 {
-				best = n
-			}
-		}
-		if best == nil {
+		if !m.Voter || !m.Failed || m.ID == c.cfg.Self.ID {
 			continue
 		}
-		load[best.ID]++
-		batch = append(batch, meta.Command{Op: meta.OpAddReplica, Vnode: v, Node: best.ID, Epoch: r.Epoch})
-	}
-	if len(batch) == 0 {
-		return nil
-	}
-	if err := c.d.Apply(ctx, meta.Command{Op: meta.OpBatch, Batch: batch}); err != nil {
-		return fmt.Errorf("adding replicas to short vnodes: %w", err)
-	}
-	nodes := map[routing.NodeID]int{}
-	for _, b := range batch {
-		nodes[b.Node]++
-	}
-	keys := slices.Sorted(func(yield func(routing.NodeID) bool) {
-		for k := range nodes {
-			if !yield(k) {
-				return
-			}
+		if err := c.d.Raft.DemoteVoter(ctx, string(m.ID)); err != nil {
+			return fmt.Errorf("demoting failed voter %s: %w", m.ID, err)
 		}
-	})
-	for _, k := range keys {
-		c.d.Log.Info("short vnodes get a replica", "node", k, "vnodes", nodes[k])
+		if err := c.d.Apply(ctx, meta.Command{Op: meta.OpSetVoter, Node: m.ID, Voter: false}); err != nil {
+			return err
+		}
+		spare--
+		c.d.Log.Info("failed voter demoted; an alive member takes its vote", "node", m.ID)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -27,44 +28,105 @@ import (
 // short vnode, no lagging replica outside the moves.
 func (c *Controller) rebalance(ctx context.Context, peers []Peer) error {
 	st := c.d.State()
-	alive := aliveSet(peers)
-	alive[c.cfg.Self.ID] = true
+	alive := withSelf(aliveSet(peers), c.cfg.Self.ID)
 	if len(st.Moves) > 0 {
 		return c.driveMoves(ctx, st, alive)
 	}
-	if len(st.Table.ShortVnodes()) > 0 || len(st.Lagging) > 0 {
+	releasing := c.releasing(st)
+	_, asked := st.Requests[meta.OpKindBalance]
+	joining := len(c.joined) > 0
+	if !st.Tuning().AutoBalance && !asked && releasing == "" && !joining {
 		return nil
 	}
-	nodes := make([]routing.Node, 0, len(st.Table.Nodes))
+	if len(st.Lagging) > 0 {
+		return nil // replicas catching up first
+	}
 	for _, n := range st.Table.Nodes {
 		if !alive[n.ID] {
 			return nil // failures are handled first, not balanced around
 		}
-		nodes = append(nodes, n)
 	}
-	if ok, _ := routing.Balanced(st.Table); ok {
+	active := activeNodes(st, alive)
+	// Short vnodes wait for auto-recover's delay (their node may come
+	// back) unless an operator asks for a balance or a release needs the
+	// room: Plan would refill them on the spot.
+	if !asked && releasing == "" && len(planFill(st.Table, active, nil)) > 0 {
 		return nil
 	}
-	target, err := routing.Plan(st.Table, nodes)
+	if releasing == "" && balancedOn(st.Table, active) {
+		clear(c.joined)
+		if asked {
+			return c.startOp(ctx, meta.OpKindBalance, "", nil) // answers the request: nothing to do
+		}
+		return nil
+	}
+	target, err := routing.Plan(st.Table, active)
 	if err != nil {
 		return fmt.Errorf("planning: %w", err)
 	}
+	var all []int
 	var batch []meta.Command
 	for v := range st.Table.Vnodes {
 		want := target.Vnodes[v].Nodes
 		if slices.Equal(want, st.Table.Vnodes[v].Nodes) || len(want) == 0 {
 			continue
 		}
-		batch = append(batch, meta.Command{Op: meta.OpPlanMove, Vnode: v, Epoch: st.Table.Vnodes[v].Epoch, Nodes: want})
-		if len(batch) == c.cfg.MaxMoves {
-			break
+		all = append(all, v)
+		if len(batch) < c.cfg.MaxMoves {
+			batch = append(batch, meta.Command{Op: meta.OpPlanMove, Vnode: v, Epoch: st.Table.Vnodes[v].Epoch, Nodes: want})
 		}
 	}
 	if len(batch) == 0 {
+		clear(c.joined)
+		if asked {
+			return c.startOp(ctx, meta.OpKindBalance, "", nil)
+		}
 		return nil
 	}
-	c.d.Log.Info("rebalancing: moves planned", "vnodes", len(batch))
-	return c.d.Apply(ctx, meta.Command{Op: meta.OpBatch, Batch: batch})
+	kind, node := meta.OpKindBalance, routing.NodeID("")
+	switch {
+	case releasing != "":
+		kind, node = meta.OpKindRelease, releasing
+	case joining:
+		kind, node = meta.OpKindJoin, slices.Min(slices.Collect(maps.Keys(c.joined)))
+	}
+	c.d.Log.Info("rebalancing: moves planned", "operation", kind, "vnodes", len(batch), "left", len(all)-len(batch))
+	return c.d.Apply(ctx, meta.Command{Op: meta.OpBatch, Batch: append([]meta.Command{c.opCommand(kind, node, all)}, batch...)})
+}
+
+// releasing returns a member being released that still holds replicas.
+func (c *Controller) releasing(st *meta.State) routing.NodeID {
+	for _, m := range st.Members {
+		if !m.Draining || m.Failed {
+			continue
+		}
+		for _, k := range st.Table.Counts(m.ID) {
+			if k > 0 {
+				return m.ID
+			}
+		}
+	}
+	return ""
+}
+
+// balancedOn reports whether t is balanced on the active nodes: no
+// replica elsewhere, and every position within one of an even share.
+func balancedOn(t *routing.Table, active []routing.Node) bool {
+	on := map[routing.NodeID]bool{}
+	for _, n := range active {
+		on[n.ID] = true
+	}
+	for _, r := range t.Vnodes {
+		for _, id := range r.Nodes {
+			if !on[id] {
+				return false
+			}
+		}
+	}
+	probe := *t
+	probe.Nodes = active
+	ok, _ := routing.Balanced(&probe)
+	return ok
 }
 
 // driveMoves takes every planned move one step further.
@@ -91,7 +153,7 @@ func (c *Controller) driveMoves(ctx context.Context, st *meta.State, alive map[r
 			fence = append(fence, meta.Command{Op: meta.OpFence, Vnode: v, Epoch: epoch})
 			continue
 		}
-		cut = append(cut, meta.Command{Op: meta.OpCutOver, Vnode: v, Epoch: epoch})
+		cut = append(cut, meta.Command{Op: meta.OpCutOver, Vnode: v, Epoch: epoch, Time: c.now().UnixMilli()})
 	}
 	for _, b := range [][]meta.Command{cancel, cut} {
 		if len(b) > 0 {
@@ -132,6 +194,7 @@ func (c *Controller) driveMoves(ctx context.Context, st *meta.State, alive map[r
 	}
 	for i := range fence {
 		fence[i].Op = meta.OpCutOver
+		fence[i].Time = c.now().UnixMilli()
 	}
 	return c.d.Apply(ctx, meta.Command{Op: meta.OpBatch, Batch: fence})
 }

@@ -260,6 +260,9 @@ func (a raftAdapter) AddNonvoter(ctx context.Context, id, addr string) error {
 func (a raftAdapter) RemoveServer(ctx context.Context, id string) error {
 	return a.n.RemoveServer(ctx, id)
 }
+func (a raftAdapter) DemoteVoter(ctx context.Context, id string) error {
+	return a.n.DemoteVoter(ctx, id)
+}
 func (a raftAdapter) Servers() ([]controller.RaftServer, error) {
 	ss, err := a.n.Servers()
 	out := make([]controller.RaftServer, len(ss))

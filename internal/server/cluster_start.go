@@ -164,6 +164,11 @@ func startCluster(cfg *config.Config, ln net.Listener, clk clock.Clock, log *slo
 			return err
 		},
 		Raft: raftAdapter{rn}, Peers: cl.peers, Nudge: cl.nudge, Log: log.With("component", "controller"),
+		Probe: func(ctx context.Context, addr string) error {
+			_, err := cl.rep.AppliedAt(ctx, addr)
+			return err
+		},
+		LeaseBound: cl.leaseBound, WithholdLease: cl.withholdLease, Clock: clk,
 	})
 	if err != nil {
 		eng.Close()
