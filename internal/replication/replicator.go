@@ -100,9 +100,9 @@ type Deps struct {
 	// records the grant and returns the commit index, or refuses (not the
 	// leader, or the node is being failed over).
 	GrantLease func(node routing.NodeID) (uint64, error)
-	Dial  DialFunc
-	Clock clock.Clock
-	Log   *slog.Logger
+	Dial       DialFunc
+	Clock      clock.Clock
+	Log        *slog.Logger
 }
 
 // Replicator is one node's data path.
