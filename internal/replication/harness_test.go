@@ -195,7 +195,7 @@ func withTimeout(d time.Duration) clusterOpt {
 func newCluster(t testing.TB, ids []routing.NodeID, opts ...clusterOpt) *tcluster {
 	t.Helper()
 	c := &tcluster{t: t, log: testutil.Logger(t), divBits: 2, meta: newMetaLog(t)}
-	c.cfg = Config{ReplicationTimeout: 2 * time.Second, ReadLease: time.Hour, PoolSize: 2, MaxSyncs: 4}
+	c.cfg = Config{ReplicationTimeout: 2 * time.Second, ReadLease: time.Hour, PoolSize: 2}
 	for _, o := range opts {
 		o(c)
 	}

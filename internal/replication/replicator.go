@@ -55,14 +55,11 @@ type Config struct {
 	ReadLease time.Duration
 	// PoolSize is the number of request connections per peer.
 	PoolSize int
-	// MaxSyncs bounds the lagging replicas this node brings up to date at
-	// once, as their primary.
-	MaxSyncs int
 }
 
 // DefaultConfig returns the defaults (Self must still be set).
 func DefaultConfig() Config {
-	return Config{ReplicationTimeout: 2 * time.Second, ReadLease: time.Second, PoolSize: 4, MaxSyncs: 4}
+	return Config{ReplicationTimeout: 2 * time.Second, ReadLease: time.Second, PoolSize: 4}
 }
 
 // Validate names the first bad field.
@@ -76,8 +73,6 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("replication: Config.ReadLease %s must be positive", c.ReadLease)
 	case c.PoolSize < 1:
 		return fmt.Errorf("replication: Config.PoolSize %d must be at least 1", c.PoolSize)
-	case c.MaxSyncs < 1:
-		return fmt.Errorf("replication: Config.MaxSyncs %d must be at least 1", c.MaxSyncs)
 	}
 	return nil
 }
@@ -113,6 +108,10 @@ type Replicator struct {
 	pool *peerPool
 
 	vnodes []vnodeState
+
+	throttle  throttle
+	moves     moveCounters
+	assigning sync.Map // lost vnodes being emptied for auto_assign
 
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}

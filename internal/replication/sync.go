@@ -43,31 +43,53 @@ func (r *Replicator) Run(ctx context.Context) {
 	}()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
+	sweep := true // on start, and whenever this node re-enters the table
+	inTable := false
 	for {
 		changed := r.d.Changed()
 		st := r.state()
 		if st.Initialized() {
+			tun := st.Tuning()
+			r.throttle.setRate(tun.MoveRate)
+			r.moves.parallel.Store(int64(tun.MoveParallel))
+			if st.Operation != nil {
+				r.moves.noteOp(st.Operation.ID)
+			}
+			_, nowIn := st.Table.Node(r.cfg.Self)
+			if nowIn && !inTable {
+				sweep = true
+			}
+			inTable = nowIn
 			held = r.noteReleased(st, held, toDrop)
-			r.dropReleased(st, toDrop)
+			if r.dropReleased(st, toDrop, sweep) {
+				sweep = false
+			}
 			r.pruneLive(st)
+			r.emptyAssigned(ctx, st, &syncs)
 			for v := range st.Table.Vnodes {
 				if st.Table.Vnodes[v].Primary() != r.cfg.Self {
 					continue
 				}
 				for _, n := range st.Lagging[v] {
 					k := syncKey{v, n}
-					if running[k] || len(running) >= r.cfg.MaxSyncs {
+					if running[k] || len(running) >= tun.MoveParallel {
 						continue
 					}
 					if t, ok := failedAt[k]; ok && time.Since(t) < backoff(failures[k]) {
 						continue
 					}
 					running[k] = true
+					r.moves.running.Add(1)
 					epoch := st.Table.Vnodes[v].Epoch
+					var op uint64
+					if st.Operation != nil {
+						op = st.Operation.ID
+					}
 					syncs.Add(1)
 					go func() {
 						defer syncs.Done()
-						err := r.syncReplica(ctx, k.vnode, k.node, epoch)
+						defer r.moves.running.Add(-1)
+						err := r.syncReplica(ctx, k.vnode, k.node, epoch, op)
 						select {
 						case done <- result{k, err}:
 						case <-ctx.Done():
@@ -147,24 +169,94 @@ func (r *Replicator) noteReleased(st *meta.State, held []bool, toDrop map[int]bo
 	return now
 }
 
-// dropReleased frees the data of vnodes this node no longer holds. It acts
-// only with a fresh table (in lease, everything committed applied) and
-// re-checks the current state, so replaying old metadata after a restart
-// never drops a vnode the node holds again.
-func (r *Replicator) dropReleased(st *meta.State, toDrop map[int]bool) {
-	if len(toDrop) == 0 || r.d.LeaderContact() >= r.cfg.ReadLease {
-		return
+// dropReleased frees the data of vnodes this node no longer holds: those
+// it saw released, and with sweep every vnode it holds data of without
+// holding it (left over by a crash or by a failure: a node that was
+// failed over comes back holding nothing but what it is given again). It
+// acts only with a fresh table (in lease, everything committed applied)
+// and re-checks the current state, so replaying old metadata after a
+// restart never drops a vnode the node holds again. It keeps everything
+// while this node is out of the table (failed: its old data is what its
+// resync reuses) and the vnodes it is the last holder of (lost: they come
+// back with it). It reports whether it could act.
+func (r *Replicator) dropReleased(st *meta.State, toDrop map[int]bool, sweep bool) bool {
+	if (len(toDrop) == 0 && !sweep) || r.d.LeaderContact() >= r.cfg.ReadLease {
+		return false
+	}
+	cur := r.state()
+	if _, in := cur.Table.Node(r.cfg.Self); !in {
+		return false
+	}
+	if sweep {
+		for v := range cur.Table.Vnodes {
+			if !r.holds(cur, v) && r.hasData(uint16(v)) {
+				toDrop[v] = true
+			}
+		}
 	}
 	for v := range toDrop {
-		delete(toDrop, v)
-		if r.holds(r.state(), v) {
+		cur := r.state()
+		if r.holds(cur, v) || contains(cur.Lost[v], r.cfg.Self) || cur.Assigning[v] == r.cfg.Self {
+			delete(toDrop, v)
 			continue
 		}
 		if err := r.d.Store.ResetVnode(uint16(v), 0); err != nil {
 			r.log.Warn("dropping a released vnode", "vnode", v, "error", err)
 			continue
 		}
-		r.log.Info("released vnode dropped", "vnode", v)
+		delete(toDrop, v)
+		r.log.Info("vnode this node no longer holds dropped", "vnode", v)
+	}
+	return true
+}
+
+// errFound stops a scan at the first record.
+var errFound = errors.New("found")
+
+// hasData reports whether this node stores anything of vnode v: a change
+// log, or records (a full copy cut short leaves records at seq 0).
+func (r *Replicator) hasData(v uint16) bool {
+	eng := r.d.Store.Engine()
+	if eng.LastSeq(v) > 0 {
+		return true
+	}
+	err := eng.ScanVnode(v, func(string, []byte, *storage.Record) error { return errFound })
+	return errors.Is(err, errFound)
+}
+
+// emptyAssigned does this node's part of lost_action auto_assign: it
+// empties its copy of a lost vnode given to it, then confirms, and only
+// the confirmation makes it the vnode's primary.
+func (r *Replicator) emptyAssigned(ctx context.Context, st *meta.State, wg *sync.WaitGroup) {
+	for v, node := range st.Assigning {
+		if node != r.cfg.Self {
+			continue
+		}
+		if _, busy := r.assigning.LoadOrStore(v, true); busy {
+			continue
+		}
+		epoch := st.Table.Vnodes[v].Epoch
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := r.d.Store.ResetVnode(uint16(v), 0)
+			if err == nil {
+				pctx, cancel := context.WithTimeout(ctx, 4*r.cfg.ReplicationTimeout)
+				err = r.d.Propose(pctx, meta.Command{Op: meta.OpAssignedLost, Vnode: v, Node: r.cfg.Self, Epoch: epoch})
+				cancel()
+			}
+			if err != nil {
+				r.log.Warn("taking over a lost vnode, empty", "vnode", v, "error", err)
+			} else {
+				r.log.Warn("lost vnode taken over, empty (lost_action auto_assign)", "vnode", v)
+			}
+			// Retried on a later pass while still assigned.
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			r.assigning.Delete(v)
+		}()
 	}
 }
 
@@ -199,9 +291,21 @@ type syncStream struct {
 	pc      *peerConn
 	pending []<-chan frame
 	sent    int64
+	// r, ctx and op account the bytes; throttled makes send wait for the
+	// node's move rate (not for the tail sent under the vnode lock).
+	r         *Replicator
+	ctx       context.Context
+	op        uint64
+	throttled bool
 }
 
 func (s *syncStream) send(typ byte, body []byte) error {
+	if s.throttled {
+		if err := s.r.throttle.wait(s.ctx, len(body)); err != nil {
+			return err
+		}
+	}
+	s.r.moves.countSent(s.op, int64(len(body)))
 	ch, err := s.pc.send(typ, body)
 	if err != nil {
 		return err
@@ -234,7 +338,7 @@ func (s *syncStream) drain(n int) error {
 // a full copy otherwise. Then, holding the vnode lock for the last few
 // changes, it makes node receive every new change, waits for the acks and
 // marks node in sync through Raft.
-func (r *Replicator) syncReplica(ctx context.Context, vn int, node routing.NodeID, epoch uint64) (err error) {
+func (r *Replicator) syncReplica(ctx context.Context, vn int, node routing.NodeID, epoch, op uint64) (err error) {
 	st := r.state()
 	addr, ok := addrOf(st, node)
 	if !ok {
@@ -248,7 +352,7 @@ func (r *Replicator) syncReplica(ctx context.Context, vn int, node routing.NodeI
 	if err != nil {
 		return err
 	}
-	s := &syncStream{pc: pc}
+	s := &syncStream{pc: pc, r: r, ctx: ctx, op: op, throttled: true}
 	eng := r.d.Store.Engine()
 	v16 := uint16(vn)
 	start := time.Now()
@@ -285,6 +389,7 @@ func (r *Replicator) syncReplica(ctx context.Context, vn int, node routing.NodeI
 		}
 	}
 	// The tail, with writers held off, then live.
+	s.throttled = false
 	unlock := r.d.Store.LockVnode(v16)
 	if cur := r.state(); cur.Table.Vnodes[vn].Epoch != epoch || cur.Table.Vnodes[vn].Primary() != r.cfg.Self {
 		unlock()
@@ -339,6 +444,10 @@ func (r *Replicator) syncReplica(ctx context.Context, vn int, node routing.NodeI
 			return fmt.Errorf("%v; and demoting it again: %w", err, derr)
 		}
 		return err
+	}
+	r.moves.vnodes.Add(1)
+	if full {
+		r.moves.full.Add(1)
 	}
 	r.log.Info("replica in sync", "vnode", vn, "replica", node, "full_copy", full,
 		"bytes", s.sent, "took", time.Since(start).Round(time.Millisecond))

@@ -223,7 +223,7 @@ func (cl *cluster) proposeLocal(ctx context.Context, c meta.Command) error {
 func (cl *cluster) waitIndex(ctx context.Context, index uint64) error {
 	for {
 		ch := cl.fsm.Changed()
-		if cl.fsm.State().Index >= index || cl.raft.AppliedIndex() >= index {
+		if cl.fsm.State().Index >= index {
 			return nil
 		}
 		select {
@@ -314,6 +314,12 @@ func (cl *cluster) watchLeadership(ctx context.Context) {
 				cl.becameLeader(l.Seq)
 				cl.log.Info("this node leads the metadata (Raft leader)")
 				cl.poke()
+				seq := l.Seq
+				cl.wg.Add(1)
+				go func() {
+					defer cl.wg.Done()
+					cl.awaitLeaderReady(ctx, seq)
+				}()
 			}
 		}
 	}

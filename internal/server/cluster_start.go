@@ -78,7 +78,7 @@ func startCluster(cfg *config.Config, ln net.Listener, clk clock.Clock, log *slo
 	var store *kv.Store
 	rep, err := replication.New(replication.Config{
 		Self: cl.self, ReplicationTimeout: time.Duration(cfg.ReplicationTimeout), ReadLease: time.Duration(cfg.ReadLease),
-		PoolSize: 4, MaxSyncs: 4,
+		PoolSize: 4,
 	}, replication.Deps{
 		State:         cl.fsm.State,
 		Changed:       cl.fsm.Changed,

@@ -21,8 +21,8 @@ var errLeaseWithheld = errors.New("read lease withheld: the leader is failing th
 // A node that is not the Raft leader serves as primary only while it holds
 // a lease from the leader: it asks every ReadLease/4, and a grant counts
 // from the moment the request was sent, for ReadLease, once the node has
-// applied the commit index the leader answered (so its table is at least
-// as fresh as the grant). The leader records when it granted each node its
+// applied the metadata index the leader answered (so its table is at least
+// as fresh as the leader's was at the grant). The leader records when it granted each node its
 // last lease. Because the asker starts counting before the leader records,
 // the leader knows an upper bound of every lease: after lastGrant+ReadLease
 // the node has stopped serving, whatever the network does. The controller
@@ -41,6 +41,7 @@ type leases struct {
 	withheld    map[routing.NodeID]bool
 	leaderSince time.Time // when this node last became leader
 	leaderSeq   uint64    // the leadership observation leaderSince belongs to
+	readySeq    uint64    // the leadership whose barrier has been applied
 	renew       chan struct{}
 	renewed     chan struct{} // closed and replaced on every new lease
 }
@@ -94,6 +95,11 @@ func (cl *cluster) grantLease(node routing.NodeID) (uint64, error) {
 	}
 	cl.lease.mu.Lock()
 	defer cl.lease.mu.Unlock()
+	if cl.lease.readySeq != cl.raft.Leadership().Seq {
+		// A new leader's FSM may be behind until its barrier is applied:
+		// the index it would answer could be older than the asker's need.
+		return 0, replication.ErrNotLeader
+	}
 	if cl.lease.withheld[node] {
 		return 0, errLeaseWithheld
 	}
@@ -101,7 +107,10 @@ func (cl *cluster) grantLease(node routing.NodeID) (uint64, error) {
 		cl.lease.granted = map[routing.NodeID]time.Time{}
 	}
 	cl.lease.granted[node] = time.Now()
-	return cl.raft.CommitIndex(), nil
+	// The FSM's own index (raft's counts entries the FSM never sees, and
+	// runs ahead of what the FSM applied): the asker compares it with its
+	// FSM's.
+	return cl.fsm.State().Index, nil
 }
 
 // leaseBound returns when the lease of node surely ends if it gets no
@@ -147,14 +156,60 @@ func (cl *cluster) becameLeader(seq uint64) {
 	cl.lease.withheld = nil
 }
 
+// awaitLeaderReady applies a barrier in a new term: until every entry
+// committed before it is applied, a new leader's table may be older than
+// the one it led with, and it must not serve from it.
+func (cl *cluster) awaitLeaderReady(ctx context.Context, seq uint64) {
+	for ctx.Err() == nil && cl.raft.Leadership().Seq == seq {
+		bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := cl.raft.Barrier(bctx)
+		cancel()
+		if err == nil {
+			cl.lease.mu.Lock()
+			cl.lease.readySeq = seq
+			close(cl.lease.renewed)
+			cl.lease.renewed = make(chan struct{})
+			cl.lease.mu.Unlock()
+			return
+		}
+		cl.log.Debug("leader barrier failed; retrying", "error", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// leaderReady reports whether this node leads and has applied its term's
+// barrier, waiting briefly for it.
+func (cl *cluster) leaderReady() bool {
+	for range 2 {
+		cl.lease.mu.Lock()
+		ready, renewed := cl.lease.readySeq, cl.lease.renewed
+		cl.lease.mu.Unlock()
+		l := cl.raft.Leadership()
+		if l.IsLeader && ready == l.Seq {
+			return true
+		}
+		select {
+		case <-renewed:
+		case <-time.After(time.Duration(cl.cfg.ReadLease) / 4):
+		}
+	}
+	return false
+}
+
 // leaderContact is the read lease's clock for the data path: 0 on the
-// leader, else the age of the held lease. The lease counts only once this
-// node's metadata has applied the index it was granted at (and everything
-// it knows to be committed); it waits for that briefly (the FSM applies in
+// leader (once its term's barrier is applied), else the age of the held
+// lease. The lease counts only once this node's metadata has applied the
+// index it was granted at; it waits for that briefly (the FSM applies in
 // microseconds), and a lease it cannot catch up with counts as lost.
 func (cl *cluster) leaderContact() time.Duration {
 	if cl.raft.IsLeader() {
-		return 0
+		if cl.leaderReady() {
+			return 0
+		}
+		return time.Duration(math.MaxInt64)
 	}
 	lease := time.Duration(cl.cfg.ReadLease)
 	cl.lease.mu.Lock()
@@ -178,10 +233,9 @@ func (cl *cluster) leaderContact() time.Duration {
 			return time.Duration(math.MaxInt64)
 		}
 	}
-	want := max(index, cl.raft.CommitIndex())
-	if cl.raft.AppliedIndex() < want {
+	if cl.fsm.State().Index < index {
 		deadline := time.Now().Add(time.Duration(cl.cfg.ReadLease) / 2)
-		for cl.raft.AppliedIndex() < want {
+		for cl.fsm.State().Index < index {
 			ch := cl.fsm.Changed()
 			if time.Now().After(deadline) {
 				return time.Duration(math.MaxInt64)
