@@ -42,6 +42,17 @@ type RoutingTable struct {
 	Nodes []RoutingNode `json:"nodes"`
 	// Vnodes has 2^DivBits entries, indexed by vnode number.
 	Vnodes []VnodeReplicas `json:"vnodes"`
+	// Members are the cluster's members, those failed over included.
+	Members []RoutingMember `json:"members,omitempty"`
+}
+
+// RoutingMember is one member as the metadata knows it.
+type RoutingMember struct {
+	ID       string `json:"id"`
+	Addr     string `json:"addr"`
+	Voter    bool   `json:"voter"`
+	Failed   bool   `json:"failed,omitempty"`
+	Draining bool   `json:"draining,omitempty"`
 }
 
 // RoutingNode is one member of a RoutingTable.

@@ -61,6 +61,9 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		newStatCmd(g), newGetCmd(g), newSetCmd(g), newDeleteCmd(g),
 		newHashlistCmd(g), newBenchCmd(g),
 		newMembersCmd(g), newRoutingCmd(g), newKeyinfoCmd(g),
+		newProgressCmd(g), newHistoryCmd(g), newLostCmd(g),
+		newReleaseCmd(g), newBalanceCmd(g), newRecoverCmd(g), newNodeCmd(g), newShutdownSelfCmd(g),
+		newOptionCmd(g),
 	)
 	return root
 }

@@ -45,15 +45,24 @@ func run(args []string, stderr io.Writer) int {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
 	code := 0
+	leave := false
 	select {
 	case sig := <-sigs:
 		log.Info("shutting down", "signal", sig.String())
+	case req := <-node.StopRequests():
+		log.Info("shutting down", "requested_by", req.Reason)
+		leave = req.Leave
 	case err := <-node.Done():
 		log.Error("listener failed", "error", err)
 		code = 1
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if leave {
+		if err := node.Leave(ctx); err != nil {
+			log.Error("graceful leave failed; the others will fail this node over", "error", err)
+		}
+	}
 	if err := node.Stop(ctx); err != nil {
 		log.Error("shutdown incomplete", "error", err)
 		code = 1

@@ -159,6 +159,9 @@ func (c *Controller) welcomeBack(ctx context.Context, peers []Peer) error {
 		if err := c.d.Apply(ctx, meta.Command{Op: meta.OpBatch, Batch: batch}); err != nil {
 			return fmt.Errorf("readmitting %s: %w", m.ID, err)
 		}
+		// Leases were withheld from it when it failed; now that the table
+		// gives it only what it is to resync, it may serve again.
+		c.d.WithholdLease(m.ID, false)
 		c.joined[m.ID] = true
 		c.d.Log.Info("failed node is back; it resyncs from the current primaries", "node", m.ID,
 			"replicas", len(adds), "held_before", len(st.Former[m.ID]))

@@ -187,6 +187,9 @@ func TestReturnResyncsThenBalances(t *testing.T) {
 			t.Errorf("vnode %d it held: %v, want b_1 back as a lagging replica", v, st.Table.Vnodes[v].Nodes)
 		}
 	}
+	if e.withheld["b_1"] {
+		t.Errorf("b_1's lease is still withheld after its return")
+	}
 	if o := st.Operation; o == nil || o.Kind != meta.OpKindJoin || o.Node != "b_1" || o.Ended != 0 {
 		t.Errorf("operation %+v, want a running join of b_1", o)
 	}

@@ -46,19 +46,19 @@ func (c *Controller) rebalance(ctx context.Context, peers []Peer) error {
 			return nil // failures are handled first, not balanced around
 		}
 	}
-	active := activeNodes(st, alive)
+	active := ActiveNodes(st, alive)
 	// Short vnodes wait for auto-recover's delay (their node may come
 	// back) unless an operator asks for a balance or a release needs the
 	// room: Plan would refill them on the spot.
 	if !asked && releasing == "" && len(planFill(st.Table, active, nil)) > 0 {
 		return nil
 	}
-	if releasing == "" && balancedOn(st.Table, active) {
+	if releasing == "" && BalancedOn(st.Table, active) {
 		clear(c.joined)
 		if asked {
 			return c.startOp(ctx, meta.OpKindBalance, "", nil) // answers the request: nothing to do
 		}
-		return nil
+		return c.endMoveOp(ctx, st)
 	}
 	target, err := routing.Plan(st.Table, active)
 	if err != nil {
@@ -81,7 +81,7 @@ func (c *Controller) rebalance(ctx context.Context, peers []Peer) error {
 		if asked {
 			return c.startOp(ctx, meta.OpKindBalance, "", nil)
 		}
-		return nil
+		return c.endMoveOp(ctx, st)
 	}
 	kind, node := meta.OpKindBalance, routing.NodeID("")
 	switch {
@@ -91,7 +91,22 @@ func (c *Controller) rebalance(ctx context.Context, peers []Peer) error {
 		kind, node = meta.OpKindJoin, slices.Min(slices.Collect(maps.Keys(c.joined)))
 	}
 	c.d.Log.Info("rebalancing: moves planned", "operation", kind, "vnodes", len(batch), "left", len(all)-len(batch))
-	return c.d.Apply(ctx, meta.Command{Op: meta.OpBatch, Batch: append([]meta.Command{c.opCommand(kind, node, all)}, batch...)})
+	op := c.opCommand(kind, node, all)
+	op.Replace = true // the plan is redone from the current table every time
+	return c.d.Apply(ctx, meta.Command{Op: meta.OpBatch, Batch: append([]meta.Command{op}, batch...)})
+}
+
+// endMoveOp ends a join, release or balance operation once nothing is left
+// to move (a re-plan can leave vnodes it once meant to move in place).
+func (c *Controller) endMoveOp(ctx context.Context, st *meta.State) error {
+	if !st.Running() || len(st.Moves) > 0 || len(st.Lagging) > 0 {
+		return nil
+	}
+	switch st.Operation.Kind {
+	case meta.OpKindJoin, meta.OpKindBalance, meta.OpKindRelease:
+		return c.d.Apply(ctx, meta.Command{Op: meta.OpEndOperation, Time: c.now().UnixMilli()})
+	}
+	return nil
 }
 
 // releasing returns a member being released that still holds replicas.
@@ -109,9 +124,9 @@ func (c *Controller) releasing(st *meta.State) routing.NodeID {
 	return ""
 }
 
-// balancedOn reports whether t is balanced on the active nodes: no
+// BalancedOn reports whether t is balanced on the active nodes: no
 // replica elsewhere, and every position within one of an even share.
-func balancedOn(t *routing.Table, active []routing.Node) bool {
+func BalancedOn(t *routing.Table, active []routing.Node) bool {
 	on := map[routing.NodeID]bool{}
 	for _, n := range active {
 		on[n.ID] = true

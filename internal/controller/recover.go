@@ -73,9 +73,9 @@ func planFill(t *routing.Table, cands []routing.Node, prefer []int) []meta.Comma
 	return out
 }
 
-// activeNodes are the table's nodes that serve and may receive data:
+// ActiveNodes are the table's nodes that serve and may receive data:
 // alive in gossip, not failed, not being released.
-func activeNodes(st *meta.State, alive map[routing.NodeID]bool) []routing.Node {
+func ActiveNodes(st *meta.State, alive map[routing.NodeID]bool) []routing.Node {
 	var out []routing.Node
 	for _, n := range st.Table.Nodes {
 		m, ok := st.Member(n.ID)
@@ -84,6 +84,12 @@ func activeNodes(st *meta.State, alive map[routing.NodeID]bool) []routing.Node {
 		}
 	}
 	return out
+}
+
+// Refillable counts the replicas recover could add now to st's short
+// vnodes on the active nodes.
+func Refillable(st *meta.State, alive map[routing.NodeID]bool) int {
+	return len(planFill(st.Table, ActiveNodes(st, alive), nil))
 }
 
 // fillJoined gives the short vnodes replicas on nodes that just joined:
@@ -128,7 +134,7 @@ func (c *Controller) recoverShort(ctx context.Context, peers []Peer) error {
 	if !asked && !auto {
 		return nil
 	}
-	adds := planFill(st.Table, activeNodes(st, withSelf(aliveSet(peers), c.cfg.Self.ID)), nil)
+	adds := planFill(st.Table, ActiveNodes(st, withSelf(aliveSet(peers), c.cfg.Self.ID)), nil)
 	if len(adds) == 0 {
 		if asked {
 			// Nothing can be refilled now: close the request visibly.

@@ -61,13 +61,17 @@ var importRules = map[string]importRule{
 	}},
 	// The Raft leader's decisions, over the metadata; Raft and gossip come
 	// in as interfaces.
-	"internal/controller": {allow: []string{"internal/meta", "internal/routing"}},
+	"internal/controller": {allow: []string{"internal/clock", "internal/meta", "internal/routing"}},
+	// Serf-compatible event handler scripts and the live-node-list file:
+	// a leaf that knows nothing of serf (the server translates events).
+	"internal/events": {},
 	// Composes a node: listeners, cluster machinery, dispatch onto the data
 	// path.
 	"internal/server": {allow: []string{
 		"internal/config", "internal/clock", "internal/kv", "internal/protocol",
 		"internal/storage", "internal/routing", "internal/meta", "internal/consensus",
 		"internal/membership", "internal/netmux", "internal/replication", "internal/controller",
+		"internal/events",
 	}},
 	// Load generator over raw sockets: independent of the server's code.
 	"internal/bench": {},

@@ -320,6 +320,19 @@ func (m *Membership) Leave() error {
 	return nil
 }
 
+// RemoveFailed is serf's force-leave: it marks a failed member as left, so
+// that every member reports MemberLeave for it and stops reconnecting to
+// it. A member that is alive refutes it.
+func (m *Membership) RemoveFailed(name string) error {
+	if err := m.serf.RemoveFailedNode(name); err != nil {
+		if serr := m.state(); errors.Is(serr, ErrShutdown) {
+			return serr
+		}
+		return fmt.Errorf("membership: removing failed member %s: %w", name, err)
+	}
+	return nil
+}
+
 // Shutdown stops gossip, the rejoin loop and the event pump, and closes
 // Events(). Without a prior Leave the others see a failure, as after a
 // crash. It is safe to call more than once. It may wait for a re-join

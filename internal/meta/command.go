@@ -99,6 +99,9 @@ type Command struct {
 	Note     string `json:"note,omitempty"`
 	Vnodes   []int  `json:"vnodes,omitempty"`
 	Draining bool   `json:"draining,omitempty"`
+	// Replace makes an operation command set the pending vnodes instead
+	// of adding to them (a re-plan); those dropped count as done.
+	Replace bool `json:"replace,omitempty"`
 
 	// index is the Raft index of the entry, set by the FSM.
 	index uint64

@@ -212,12 +212,29 @@ func applyOperation(s *State, c Command) (*State, error) {
 	delete(n.Requests, c.Kind)
 	if n.Running() && n.Operation.Kind == c.Kind && n.Operation.Node == c.Node {
 		o := n.Operation.clone()
-		for _, v := range c.Vnodes {
-			if i, found := slices.BinarySearch(o.Pending, v); !found {
-				o.Pending = slices.Insert(o.Pending, i, v)
+		if c.Replace {
+			// A re-plan: what it no longer needs to move is done, so
+			// Total stays what the operation has covered.
+			keep := slices.Clone(c.Vnodes)
+			slices.Sort(keep)
+			keep = slices.Compact(keep)
+			for _, v := range o.Pending {
+				if _, found := slices.BinarySearch(keep, v); !found {
+					o.Done++
+				}
+			}
+			o.Pending = keep
+		} else {
+			for _, v := range c.Vnodes {
+				if i, found := slices.BinarySearch(o.Pending, v); !found {
+					o.Pending = slices.Insert(o.Pending, i, v)
+				}
 			}
 		}
 		n.Operation = o
+		if len(o.Pending) == 0 {
+			n.endOperation(c.Time, "")
+		}
 		return n, nil
 	}
 	if n.Running() {

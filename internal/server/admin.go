@@ -191,9 +191,9 @@ func (s *Server) romaStats(c *conn) []stat {
 		{"stats.node_id", cfg.NodeID()},
 		{"stats.uptime", i64(int64(s.clk.Now().Sub(s.started) / time.Second))},
 		{"stats.run_join", fmt.Sprint(s.receiving() != nil)},
-		{"stats.run_recover", "false"},
-		{"stats.run_release", "false"},
-		{"stats.run_balance", fmt.Sprint(s.moving() > 0)},
+		{"stats.run_recover", fmt.Sprint(s.running(meta.OpKindRecover))},
+		{"stats.run_release", fmt.Sprint(s.running(meta.OpKindRelease))},
+		{"stats.run_balance", fmt.Sprint(s.running(meta.OpKindBalance))},
 		{"stats.run_receive_a_vnode", jsonString(orEmpty(s.receiving()))},
 		{"stats.write_count", i64(kc.Writes)},
 		{"stats.read_count", i64(sum.cmdGet.Load())},
@@ -206,6 +206,7 @@ func (s *Server) romaStats(c *conn) []stat {
 		{"stats.curr_items", i64(items)},
 		{"stats.bytes", i64(bytes)},
 	}
+	out = append(out, s.moveStats()...)
 	eng := s.store.Engine()
 	for _, ns := range s.store.Namespaces() {
 		p := "storages[" + ns + "]."

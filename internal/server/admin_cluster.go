@@ -29,8 +29,26 @@ func (c *conn) clusterAdmin(toks [][]byte) bool {
 		c.cmdConnOption(args)
 	case "cluster_info":
 		c.cmdClusterInfo(args)
+	case "release":
+		c.cmdRelease(args)
+	case "balance":
+		c.cmdBalance(args)
+	case "recover":
+		c.cmdRecover(args)
+	case "shutdown_self":
+		c.cmdShutdownSelf(args)
+	case "leave":
+		c.cmdLeave(args)
+	case "remove_node":
+		c.cmdRemoveNode(args)
+	case "history":
+		c.cmdHistory(args)
+	case "history_of_lost":
+		c.cmdHistoryOfLost(args)
+	case "progress":
+		c.cmdProgress(args)
 	default:
-		return false
+		return c.optionAdmin(string(toks[0]), args)
 	}
 	return true
 }
@@ -104,14 +122,6 @@ func (s *Server) receiving() map[string]string {
 	return out
 }
 
-// moving counts the vnodes being moved anywhere in the cluster.
-func (s *Server) moving() int {
-	if s.cl == nil {
-		return 0
-	}
-	return len(s.cl.fsm.State().Moves)
-}
-
 func orEmpty(m map[string]string) map[string]string {
 	if m == nil {
 		return map[string]string{}
@@ -164,8 +174,89 @@ func (s *Server) routingStats() []stat {
 		stat{"routing.meta_leader", leader},
 		stat{"routing.meta_voter", fmt.Sprint(isVoter(st, s.cl.self))},
 		stat{"routing.meta_index", fmt.Sprint(st.Index)},
+		stat{"routing.read_lease", s.cl.leaseStatus()},
 	)
-	return out
+	return append(out, failoverStats(st)...)
+}
+
+// failoverStats are ROMA's failover and event keys, from the options.
+func failoverStats(st *meta.State) []stat {
+	tun := st.Tuning()
+	var failed []string
+	for _, m := range st.Members {
+		if m.Failed {
+			failed = append(failed, string(m.ID))
+		}
+	}
+	recoverStatus := "waiting"
+	switch {
+	case st.Running() && st.Operation.Kind == meta.OpKindRecover:
+		recoverStatus = "executing"
+	case tun.AutoRecover && st.ShortSince > 0:
+		recoverStatus = "preparing"
+	}
+	events := make([]string, len(st.History))
+	for i, e := range st.History {
+		events[i] = e.String()
+	}
+	return []stat{
+		{"routing.enabled_failover", fmt.Sprint(tun.Failover)},
+		{"routing.fail_cnt_threshold", fmt.Sprint(tun.FailThreshold)},
+		{"routing.fail_cnt_gap", fmt.Sprint(tun.FailGap.Seconds())},
+		{"routing.fail_grace", fmt.Sprint(tun.FailGrace.Seconds())},
+		{"routing.failed_nodes", jsonString(orEmptyList(failed))},
+		{"routing.lost_action", tun.LostAction},
+		{"routing.auto_recover", fmt.Sprint(tun.AutoRecover)},
+		{"routing.auto_recover_status", recoverStatus},
+		{"routing.auto_recover_time", fmt.Sprint(tun.AutoRecoverTime.Seconds())},
+		{"routing.auto_balance", fmt.Sprint(tun.AutoBalance)},
+		{"routing.event", jsonString(events)},
+		{"routing.event_limit_line", fmt.Sprint(tun.EventLimit)},
+	}
+}
+
+func orEmptyList(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
+}
+
+// moveStats are the stats.* keys of data movement on this node.
+func (s *Server) moveStats() []stat {
+	if s.cl == nil || !s.cl.fsm.State().Initialized() {
+		return nil
+	}
+	st := s.cl.fsm.State()
+	tun := st.Tuning()
+	ms := s.cl.rep.MoveStats()
+	op := "null"
+	if st.Operation != nil {
+		op = jsonString(st.Operation)
+	}
+	return []stat{
+		{"stats.dcnice", fmt.Sprint(tun.DCNice)},
+		{"stats.move_rate", fmt.Sprint(tun.MoveRate)},
+		{"stats.move_parallel", fmt.Sprint(tun.MoveParallel)},
+		{"stats.move_bytes_sent", fmt.Sprint(ms.BytesSent)},
+		{"stats.move_vnodes_synced", fmt.Sprint(ms.VnodesSynced)},
+		{"stats.move_full_copies", fmt.Sprint(ms.FullCopies)},
+		{"stats.move_syncs_running", fmt.Sprint(ms.Running)},
+		{"stats.operation", op},
+	}
+}
+
+// running reports whether an operation of kind runs (and, for a release,
+// whether it releases this node).
+func (s *Server) running(kind string) bool {
+	if s.cl == nil {
+		return false
+	}
+	st := s.cl.fsm.State()
+	if !st.Running() || st.Operation.Kind != kind {
+		return false
+	}
+	return kind != meta.OpKindRelease || st.Operation.Node == s.cl.self
 }
 
 func (c *conn) cmdMembers(args [][]byte) {

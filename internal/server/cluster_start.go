@@ -232,6 +232,18 @@ func (cl *cluster) syncNamespaces(ctx context.Context, store *kv.Store) {
 	}
 }
 
+// leave hands over leadership and leaves gossip gracefully.
+func (cl *cluster) leave(ctx context.Context) error {
+	if cl.raft.IsLeader() {
+		tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := cl.raft.TransferLeadership(tctx); err != nil {
+			cl.log.Warn("leadership transfer before leaving failed", "error", err)
+		}
+		cancel()
+	}
+	return cl.gossip.Leave()
+}
+
 // close stops the cluster machinery: the data path, gossip (without a
 // leave: a stopped node is down, not gone; see `sonae node remove`), Raft
 // and the listener.

@@ -15,6 +15,12 @@ import (
 // is len(words)+1 here (protocol.NTokens).
 func (c *conn) dispatch(req *protocol.Request) {
 	toks := req.Tokens
+	if c.confirm != nil && req.Op == protocol.StorageNone {
+		f := c.confirm
+		c.confirm = nil
+		f(string(bytes.Join(toks, []byte(" "))))
+		return
+	}
 	if req.Op != protocol.StorageNone {
 		c.cmdStore(req)
 		return

@@ -44,6 +44,9 @@ type conn struct {
 	trusted bool
 	// quit is set by the quit command: flush, then close.
 	quit bool
+	// confirm, when set, receives the next line instead of dispatch (the
+	// yes/no of shutdown_self).
+	confirm func(answer string)
 	// scratch is reused to format numbers and reply lines.
 	scratch []byte
 	// reads counts reads that returned input. The idle sweeper closes a

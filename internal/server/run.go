@@ -103,6 +103,7 @@ func Start(cfg config.Config, ln net.Listener, clk clock.Clock, log *slog.Logger
 	}
 	n.Server.cl = cl
 	n.bg.Go(func() { store.Run(ctx) })
+	n.bg.Go(func() { n.Server.watchLost(ctx) })
 	go func() { n.served <- n.Server.Serve(cl.mux.Listener(netmux.KindClient)) }()
 	log.Info("sonaed listening", "addr", ln.Addr().String(), "node", cfg.NodeID(),
 		"engine", cfg.Engine, "data", cfg.StoragePath(), "cluster", cfg.Name, "join", cfg.Join)
@@ -114,6 +115,16 @@ func (n *Node) Ready() <-chan struct{} { return n.cl.ready }
 
 // Done returns the channel on which the accept loop reports why it ended.
 func (n *Node) Done() <-chan error { return n.served }
+
+// StopRequests delivers admin commands' requests to stop the node.
+func (n *Node) StopRequests() <-chan StopRequest { return n.Server.StopRequests() }
+
+// Leave leaves the cluster gracefully before a Stop: leadership is handed
+// to another voter, and gossip announces the leave, so the others remove
+// this node instead of failing it over.
+func (n *Node) Leave(ctx context.Context) error {
+	return n.cl.leave(ctx)
+}
 
 // Stop shuts the node down: connections finish what they have read, the
 // cluster machinery stops (without leaving the cluster), background work

@@ -55,7 +55,30 @@ type Server struct {
 
 	sweepOnce sync.Once
 	stopSweep chan struct{}
+
+	// stopReq carries an admin command's request to stop this node
+	// (shutdown_self, leave, lost_action shutdown) to whoever runs it.
+	stopReq chan StopRequest
 }
+
+// StopRequest asks the process to stop this node. Leave: leave the
+// cluster gracefully first (the node holds nothing).
+type StopRequest struct {
+	Reason string
+	Leave  bool
+}
+
+// requestStop asks for the node to be stopped; the first request wins.
+func (s *Server) requestStop(reason string, leave bool) {
+	s.log.Warn("stop requested", "reason", reason, "leave", leave)
+	select {
+	case s.stopReq <- StopRequest{Reason: reason, Leave: leave}:
+	default:
+	}
+}
+
+// StopRequests delivers the requests to stop this node.
+func (s *Server) StopRequests() <-chan StopRequest { return s.stopReq }
 
 // New returns a server for store. It does not listen until Serve.
 func New(cfg config.Config, store *kv.Store, clk clock.Clock, log *slog.Logger) *Server {
@@ -70,6 +93,7 @@ func New(cfg config.Config, store *kv.Store, clk clock.Clock, log *slog.Logger) 
 		pid:       os.Getpid(),
 		conns:     map[*conn]struct{}{},
 		stopSweep: make(chan struct{}),
+		stopReq:   make(chan StopRequest, 1),
 	}
 }
 
