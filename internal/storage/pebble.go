@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -49,6 +50,11 @@ type Pebble struct {
 
 	closed   atomic.Bool
 	inflight atomic.Int64 // calls in progress; Close waits for 0
+
+	// bg is cancelled by Close: it stops the compactions DropVnode starts
+	// to give the dropped vnode's disk space back.
+	bg     context.Context
+	stopBg context.CancelFunc
 }
 
 var _ Engine = (*Pebble)(nil)
@@ -93,6 +99,7 @@ func OpenPebble(dir string, opts Options) (*Pebble, error) {
 		return nil, fmt.Errorf("storage: create %s: %w", walDir, err)
 	}
 	p := &Pebble{dir: dir, opts: opts, logger: opts.logger(), rows: newRowCache(opts.RowCacheSize)}
+	p.bg, p.stopBg = context.WithCancel(context.Background())
 	p.bufs.New = func() any { b := make([]byte, 0, 128); return &b }
 
 	cache := pebble.NewCache(opts.CacheSize)
@@ -460,6 +467,7 @@ func (p *Pebble) Close() error {
 	if !p.closed.CompareAndSwap(false, true) {
 		return ErrClosed
 	}
+	p.stopBg()
 	for p.inflight.Load() > 0 {
 		time.Sleep(100 * time.Microsecond)
 	}
