@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sonae-kv/sonae/internal/meta"
@@ -29,6 +30,11 @@ type vnodeState struct {
 	live map[routing.NodeID]*liveReplica
 
 	demoting map[routing.NodeID]*demotion
+
+	// recvAt is when this node last received a replication frame of the
+	// vnode (Unix ns): data that arrives ahead of this node's table (a
+	// primary whose metadata is newer) must not look like a leftover.
+	recvAt atomic.Int64
 }
 
 type demotion struct {

@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"time"
 	"context"
 	"errors"
 	"fmt"
@@ -52,6 +53,7 @@ func (r *Replicator) handleReplica(f frame) []byte {
 	var e enc
 	encodeError(&e, err)
 	if int(vn) < r.d.Store.VnodeCount() {
+		r.vnodes[vn].recvAt.Store(time.Now().UnixNano())
 		e.u64(r.d.Store.Engine().LastSeq(vn))
 	}
 	return e.b

@@ -178,7 +178,8 @@ func (r *Replicator) noteReleased(st *meta.State, held []bool, toDrop map[int]bo
 // restart never drops a vnode the node holds again. It keeps everything
 // while this node is out of the table (failed: its old data is what its
 // resync reuses) and the vnodes it is the last holder of (lost: they come
-// back with it). It reports whether it could act.
+// back with it). It reports whether the sweep is done: it is not while a
+// vnode it does not hold is still receiving data.
 func (r *Replicator) dropReleased(st *meta.State, toDrop map[int]bool, sweep bool) bool {
 	if (len(toDrop) == 0 && !sweep) || r.d.LeaderContact() >= r.cfg.ReadLease {
 		return false
@@ -187,11 +188,18 @@ func (r *Replicator) dropReleased(st *meta.State, toDrop map[int]bool, sweep boo
 	if _, in := cur.Table.Node(r.cfg.Self); !in {
 		return false
 	}
+	swept := true
 	if sweep {
+		quiet := time.Now().Add(-sweepQuiet).UnixNano()
 		for v := range cur.Table.Vnodes {
-			if !r.holds(cur, v) && r.hasData(uint16(v)) {
-				toDrop[v] = true
+			if r.holds(cur, v) || !r.hasData(uint16(v)) {
+				continue
 			}
+			if r.vnodes[v].recvAt.Load() > quiet {
+				swept = false // data just arrived: this table may be older than its sender's
+				continue
+			}
+			toDrop[v] = true
 		}
 	}
 	for v := range toDrop {
@@ -207,8 +215,12 @@ func (r *Replicator) dropReleased(st *meta.State, toDrop map[int]bool, sweep boo
 		delete(toDrop, v)
 		r.log.Info("vnode this node no longer holds dropped", "vnode", v)
 	}
-	return true
+	return swept
 }
+
+// sweepQuiet is how long a vnode's replication must have been silent
+// before the sweep takes its data for a leftover.
+const sweepQuiet = 10 * time.Second
 
 // errFound stops a scan at the first record.
 var errFound = errors.New("found")
