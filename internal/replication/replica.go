@@ -1,10 +1,10 @@
 package replication
 
 import (
-	"time"
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/sonae-kv/sonae/internal/meta"
 	"github.com/sonae-kv/sonae/internal/routing"
