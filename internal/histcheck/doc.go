@@ -31,12 +31,23 @@
 // miss) says what happened. A timeout, a connection error or a
 // SERVER_ERROR does not: the write may have been applied, may be applied
 // later (still queued or being replicated), or never. Such an operation is
-// recorded with Unknown. For porcupine it returns after every other event
-// of the history, so the checker may place it at any point after its call,
-// and the model accepts it in every state; placing it after everything else
-// is the same as its never having happened. Reads with an unknown outcome
-// constrain nothing and are dropped. An operation that was begun but never
-// ended counts as unknown.
+// recorded with Unknown, and the model accepts it in every state. For
+// porcupine it returns after every other event of the history, so the
+// checker may place it at any point after its call; placing it after
+// everything else is the same as its never having happened. Two rules keep
+// the search small when a failover leaves hundreds of them (every one
+// pending at the end multiplies the states to try):
+//
+//   - A set or cas whose value a definite operation observed (a get found
+//     it, or a cas expected it and stored) must precede that observer, as
+//     values are unique; it returns when its first observer returns.
+//   - The check first runs without the unknown writes nobody observed. A
+//     linearization of that history is one of the whole history with those
+//     writes at the end, so Ok is final. Otherwise the whole history is
+//     checked: an unread write can still explain an EXISTS or a presence.
+//
+// Reads with an unknown outcome constrain nothing and are dropped. An
+// operation that was begun but never ended counts as unknown.
 //
 // # Unique values and cas
 //

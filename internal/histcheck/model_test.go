@@ -285,7 +285,7 @@ func TestLinearizable(t *testing.T) {
 func TestPartitionEvent(t *testing.T) {
 	for _, tc := range linearizabilityTests {
 		t.Run(tc.name, func(t *testing.T) {
-			history, _ := operations(tc.ops)
+			history, _ := operations(tc.ops, false)
 			events := toEvents(history)
 			if got := porcupine.CheckEvents(Model(), events); got != (tc.want == porcupine.Ok) {
 				t.Errorf("CheckEvents = %v, want %v", got, tc.want)
@@ -476,11 +476,56 @@ func TestUnknownOpsReturnAtHorizon(t *testing.T) {
 		op(2, 7, 8, Get("x"), Unknown(nil)),
 		op(0, 20, 30, Get("x"), Found("a")),
 	}
-	history, unknown := operations(ops)
+	history, unknown := operations(ops, false)
 	if len(history) != 3 || unknown != 1 {
 		t.Fatalf("got %d ops (%d unknown), want 3 (1 unknown)", len(history), unknown)
 	}
 	if history[1].Return != 31 {
 		t.Errorf("unknown set returns at %d, want 31 (after every event)", history[1].Return)
+	}
+}
+
+func TestUnknownWriteObservedReturnsByItsObserver(t *testing.T) {
+	ops := []Op{
+		op(0, 0, 10, Set("x", "a"), Stored()),
+		op(1, 5, 6, Set("x", "b"), Unknown(nil)),
+		op(2, 12, 14, Get("x"), Found("b")),
+		op(3, 13, 20, Cas("x", "b", "c"), Stored()),
+		op(1, 15, 16, Set("x", "d"), Unknown(nil)),
+	}
+	for _, drop := range []bool{false, true} {
+		history, unknown := operations(ops, drop)
+		want := 5
+		if drop {
+			want = 4 // d is never observed
+		}
+		if len(history) != want {
+			t.Fatalf("drop=%v: %d ops, want %d", drop, len(history), want)
+		}
+		if history[1].Return != 14 {
+			t.Errorf("drop=%v: unknown set of b returns at %d, want 14 (when its first observer returns)", drop, history[1].Return)
+		}
+		if drop && unknown != 1 || !drop && unknown != 2 {
+			t.Errorf("drop=%v: %d unknown", drop, unknown)
+		}
+	}
+}
+
+// TestUnobservedUnknownWriteStillExplainsExists checks the fallback: only the
+// unknown set of b, which no one read, explains the EXISTS, so the fast pass
+// (which drops it) fails and the whole history must pass.
+func TestUnobservedUnknownWriteStillExplainsExists(t *testing.T) {
+	ops := []Op{
+		op(0, 0, 10, Set("x", "a"), Stored()),
+		op(1, 11, 12, Get("x"), Found("a")),
+		op(2, 13, 14, Set("x", "b"), Unknown(nil)),
+		op(1, 15, 16, Cas("x", "a", "c"), Exists()),
+	}
+	if fast, _ := operations(ops, true); porcupine.CheckOperations(Model(), fast) {
+		t.Fatalf("the fast pass accepts a history it cannot explain")
+	}
+	res, err := Linearizable(ops, time.Minute)
+	if err != nil || res.Verdict != porcupine.Ok {
+		t.Fatalf("Linearizable = %v, %v; want Ok", res, err)
 	}
 }

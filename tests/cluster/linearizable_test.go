@@ -201,6 +201,15 @@ func runClient(id int, addrs, keys []string, rec *histcheck.Recorder, stop <-cha
 			c = nil
 			node = (node + 1) % len(addrs)
 		}
+		if err != nil {
+			// Every failed operation is an unknown outcome, which the
+			// checker must try both ways: retrying at full speed through
+			// an outage would record thousands of them.
+			select {
+			case <-stop:
+			case <-time.After(25 * time.Millisecond):
+			}
+		}
 	}
 }
 
