@@ -1,10 +1,14 @@
 package client
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Operation is a data-movement operation of the cluster (join, release,
@@ -81,4 +85,102 @@ func (c *Conn) LostHistory(since string) ([]string, error) {
 // returns that line; a refusal is a *ServerError.
 func (c *Conn) Operator(words ...string) (string, error) {
 	return c.Command(strings.Join(words, " "))
+}
+
+// QueryOptions narrows a Query, as serf query's flags do.
+type QueryOptions struct {
+	// Nodes limits the members that answer to these names.
+	Nodes []string
+	// Tags limits them to those whose tag matches each regular expression
+	// (unanchored, like serf's).
+	Tags map[string]string
+	// Timeout is how long responses are collected; 0 is serf's default,
+	// which grows with the cluster's size.
+	Timeout time.Duration
+}
+
+// QueryResponse is one member's answer to a Query.
+type QueryResponse struct {
+	From    string `json:"from"`
+	Payload string `json:"payload"`
+}
+
+// Event sends a user event to every member's event handlers (`event`).
+func (c *Conn) Event(name string, payload []byte, coalesce bool) error {
+	if err := checkMessageName(name); err != nil {
+		return err
+	}
+	cmd := "event -base64 "
+	if coalesce {
+		cmd = "event -coalesce -base64 "
+	}
+	line, err := c.Command(cmd + name + " " + base64.StdEncoding.EncodeToString(payload))
+	if err != nil {
+		return err
+	}
+	if line != "OK" {
+		return fmt.Errorf("%w: event answered %q", ErrProtocol, line)
+	}
+	return nil
+}
+
+// Query asks the members a question their query handlers answer (`query`)
+// and returns the responses in arrival order. The connection waits for the
+// whole collection time, beyond its own timeout.
+func (c *Conn) Query(name string, payload []byte, opts QueryOptions) ([]QueryResponse, error) {
+	if err := checkMessageName(name); err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	b.WriteString("query")
+	for _, n := range opts.Nodes {
+		if n == "" || strings.ContainsAny(n, " \t\r\n") {
+			return nil, fmt.Errorf("client: query node %q is not a node name", n)
+		}
+		b.WriteString(" -node " + n)
+	}
+	for _, k := range slices.Sorted(maps.Keys(opts.Tags)) {
+		kv := k + "=" + opts.Tags[k]
+		if k == "" || strings.ContainsAny(kv, " \t\r\n") {
+			return nil, fmt.Errorf("client: query tag filter %q must be KEY=REGEXP without blanks", kv)
+		}
+		b.WriteString(" -tag " + kv)
+	}
+	if opts.Timeout > 0 {
+		b.WriteString(" -timeout " + opts.Timeout.String())
+	}
+	b.WriteString(" -base64 " + name + " " + base64.StdEncoding.EncodeToString(payload))
+	saved := c.timeout
+	if saved > 0 {
+		// serf's default collection time is well under a minute for any
+		// cluster sonae runs; an explicit one is added to the usual bound.
+		c.timeout = saved + max(opts.Timeout, time.Minute)
+		defer func() { c.timeout = saved }()
+	}
+	lines, err := c.Lines(b.String())
+	if err != nil {
+		return nil, err
+	}
+	out := make([]QueryResponse, 0, len(lines))
+	for _, l := range lines {
+		f := strings.SplitN(l, " ", 3)
+		if len(f) != 3 || f[0] != "RESPONSE" {
+			return nil, fmt.Errorf("%w: query answered %q", ErrProtocol, l)
+		}
+		p, err := strconv.Unquote(f[2])
+		if err != nil {
+			return nil, fmt.Errorf("%w: query answered %q: %v", ErrProtocol, l, err)
+		}
+		out = append(out, QueryResponse{From: f[1], Payload: p})
+	}
+	return out, nil
+}
+
+// checkMessageName refuses a user event or query name the text protocol
+// cannot carry as one word.
+func checkMessageName(name string) error {
+	if name == "" || strings.HasPrefix(name, "-") || strings.ContainsAny(name, " \t\r\n") {
+		return fmt.Errorf("client: %q is not an event or query name (one word, not starting with '-')", name)
+	}
+	return nil
 }

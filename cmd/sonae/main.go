@@ -63,7 +63,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		newMembersCmd(g), newRoutingCmd(g), newKeyinfoCmd(g),
 		newProgressCmd(g), newHistoryCmd(g), newLostCmd(g),
 		newReleaseCmd(g), newBalanceCmd(g), newRecoverCmd(g), newNodeCmd(g), newShutdownSelfCmd(g),
-		newOptionCmd(g),
+		newOptionCmd(g), newEventCmd(g), newQueryCmd(g),
 	)
 	return root
 }

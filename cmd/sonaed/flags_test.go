@@ -2,6 +2,8 @@ package main
 
 import (
 	"io"
+	"os"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -29,6 +31,7 @@ func TestEveryKeyHasAFlag(t *testing.T) {
 			"durability": "fsync", "log_level": "warn", "log_format": "json",
 			"advertise": "10.0.0.1", "join": "127.0.0.1_11311", "redundancy": "3", "replication_in_host": "true",
 			"max_voters": "5", "gossip_key": "MDEyMzQ1Njc4OWFiY2RlZg==", "gossip_profile": "wan", "read_lease": "3s",
+			"role": "web", "event_handler": "member-join=true", "event_handler_timeout": "45s", "live_nodes_file": os.TempDir() + "/live.json",
 		}[key]
 		if val == "" {
 			val = "30s"
@@ -55,7 +58,7 @@ func TestEveryKeyHasAFlag(t *testing.T) {
 			continue
 		}
 		def := config.Default()
-		if cfg == def {
+		if reflect.DeepEqual(cfg, def) {
 			t.Errorf("%s %s changed nothing", flag, val)
 		}
 	}

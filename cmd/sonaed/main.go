@@ -94,6 +94,11 @@ func loadConfig(args []string, stderr io.Writer) (config.Config, error) {
 	fs.IntVar(&f.MaxVoters, "max-voters", f.MaxVoters, "Raft voters (1..5); other nodes follow the metadata without voting")
 	fs.StringVar(&f.GossipKey, "gossip-key", f.GossipKey, "base64 key (16, 24 or 32 bytes) that encrypts gossip")
 	fs.StringVar(&f.GossipProfile, "gossip-profile", f.GossipProfile, "failure-detection timing: local, lan or wan")
+	fs.StringVar(&f.Role, "role", f.Role, "this member's role gossip tag, SERF_SELF_ROLE for event handlers")
+	fs.StringArrayVar(&f.EventHandlers, "event-handler", f.EventHandlers,
+		"[FILTER=]CMD run on gossip events with serf's handler contract; FILTER e.g. member-join,member-failed, user:deploy, query:load (repeatable)")
+	fs.Var(&f.EventHandlerTimeout, "event-handler-timeout", "kill an event handler's process group after this long")
+	fs.StringVar(&f.LiveNodesFile, "live-nodes-file", f.LiveNodesFile, "rewrite this JSON file atomically with the live members on every membership change")
 	fs.Var(&f.ReplicationTimeout, "replication-timeout", "wait for a secondary's ack this long before dropping it from the in-sync set")
 	fs.Var(&f.ReadLease, "read-lease", "a primary serves reads this long after its last contact with the Raft leader")
 	fs.IntVar(&f.MaxItemSize, "max-item-size", f.MaxItemSize, "item size limit in bytes, counted as memcached -I counts it")

@@ -4,9 +4,13 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sonae-kv/sonae/internal/events"
 )
 
 // Gossip profile names (see internal/membership for their timings).
@@ -52,6 +56,24 @@ func (c *Config) validateCluster(bad func(key, format string, args ...any)) {
 	}
 	if c.ReplicationTimeout < Duration(10*time.Millisecond) || c.ReplicationTimeout > Duration(time.Minute) {
 		bad("replication_timeout", "%s is outside 10ms..1m", time.Duration(c.ReplicationTimeout))
+	}
+	for i, spec := range c.EventHandlers {
+		if _, err := events.ParseHandler(spec); err != nil {
+			bad(fmt.Sprintf("event_handler[%d]", i), "%v", err)
+		}
+	}
+	if c.EventHandlerTimeout < Duration(10*time.Millisecond) || c.EventHandlerTimeout > Duration(time.Hour) {
+		bad("event_handler_timeout", "%s is outside 10ms..1h", time.Duration(c.EventHandlerTimeout))
+	}
+	if c.LiveNodesFile != "" {
+		if st, err := os.Stat(filepath.Dir(c.LiveNodesFile)); err != nil || !st.IsDir() {
+			bad("live_nodes_file", "the directory of %q does not exist", c.LiveNodesFile)
+		} else if st, err := os.Stat(c.LiveNodesFile); err == nil && st.IsDir() {
+			bad("live_nodes_file", "%q is a directory", c.LiveNodesFile)
+		}
+	}
+	if c.Role != "" && (len(c.Role) > 64 || strings.ContainsAny(c.Role, " \t\r\n=,")) {
+		bad("role", "%q must be at most 64 bytes, without blanks, '=' or ','", c.Role)
 	}
 	if c.ReadLease < Duration(10*time.Millisecond) || c.ReadLease > Duration(time.Minute) {
 		bad("read_lease", "%s is outside 10ms..1m", time.Duration(c.ReadLease))

@@ -108,6 +108,19 @@ type Config struct {
 	// contact with the Raft leader. The controller never promotes a new
 	// primary sooner than this after the old one lost contact. Default 1s.
 	ReadLease Duration `yaml:"read_lease"`
+	// Role is this member's "role" gossip tag, which event handlers see as
+	// SERF_SELF_ROLE (serf agent's -role). Empty sets no role tag.
+	Role string `yaml:"role"`
+	// EventHandlers run on gossip events with serf's handler contract
+	// (internal/events): "[FILTER=]CMD", FILTER such as
+	// member-join,member-failed, user:deploy or query:load. Repeatable.
+	EventHandlers []string `yaml:"event_handler"`
+	// EventHandlerTimeout bounds one handler run; its process group is
+	// killed then. Default 30s.
+	EventHandlerTimeout Duration `yaml:"event_handler_timeout"`
+	// LiveNodesFile, when set, is rewritten atomically (JSON) on every
+	// membership change with the live members (Droonga's live node list).
+	LiveNodesFile string `yaml:"live_nodes_file"`
 
 	// MaxItemSize is the largest value accepted, in bytes. Default 1 MiB.
 	MaxItemSize int `yaml:"max_item_size"`
@@ -179,6 +192,7 @@ func Default() Config {
 		GossipProfile:          "lan",
 		ReplicationTimeout:     Duration(2 * time.Second),
 		ReadLease:              Duration(time.Second),
+		EventHandlerTimeout:    Duration(30 * time.Second),
 		MaxItemSize:            1 << 20,
 		MaxConnections:         4096,
 		IdleTimeout:            Duration(10 * time.Minute),

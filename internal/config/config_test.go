@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -40,6 +41,11 @@ func TestValidateNamesTheKey(t *testing.T) {
 		{"log_level", func(c *Config) { c.LogLevel = "loud" }},
 		{"threads", func(c *Config) { c.Threads = -1 }},
 		{"data", func(c *Config) { c.Data = "" }},
+		{"event_handler[1]", func(c *Config) { c.EventHandlers = []string{"./ok.sh", "member-joined=x.sh"} }},
+		{"event_handler_timeout", func(c *Config) { c.EventHandlerTimeout = 0 }},
+		{"live_nodes_file", func(c *Config) { c.LiveNodesFile = "/nonexistent-dir/live.json" }},
+		{"live_nodes_file", func(c *Config) { c.LiveNodesFile = "/tmp" }},
+		{"role", func(c *Config) { c.Role = "a b" }},
 	}
 	for _, tc := range cases {
 		c := Default()
@@ -108,11 +114,12 @@ func TestYAMLRoundTrip(t *testing.T) {
 	c := Default()
 	c.Port = 1234
 	c.SyncInterval = Duration(7 * time.Millisecond)
+	c.EventHandlers = []string{"member-join,member-failed=./lb.sh", "user:deploy=./deploy.sh"}
 	d := Default()
 	if err := d.Decode(strings.NewReader(string(c.YAML()))); err != nil {
 		t.Fatal(err)
 	}
-	if d != c {
+	if !reflect.DeepEqual(d, c) {
 		t.Fatalf("round trip: got %+v want %+v", d, c)
 	}
 }

@@ -47,6 +47,10 @@ func (c *conn) clusterAdmin(toks [][]byte) bool {
 		c.cmdHistoryOfLost(args)
 	case "progress":
 		c.cmdProgress(args)
+	case "event":
+		c.cmdEvent(args)
+	case "query":
+		c.cmdQuery(args)
 	default:
 		return c.optionAdmin(string(toks[0]), args)
 	}

@@ -30,6 +30,8 @@ const (
 	tagCluster = "cluster"
 	tagID      = "id"
 	tagAddr    = "addr"
+	// tagRole is serf agent's role tag (SERF_SELF_ROLE for handlers).
+	tagRole = "role"
 )
 
 // Errors of joining.
@@ -52,6 +54,7 @@ type cluster struct {
 	fsm    *meta.FSM
 	raft   *consensus.Node
 	gossip *membership.Membership
+	hooks  *gossipHooks
 	rep    *replication.Replicator
 	nudge  chan struct{}
 	ready  chan struct{}
@@ -294,6 +297,7 @@ func (cl *cluster) pumpEvents(ctx context.Context) {
 				cl.log.Debug("member event", "event", ev.String())
 				cl.poke()
 			}
+			cl.hooks.deliver(ev)
 		}
 	}
 }

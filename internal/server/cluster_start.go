@@ -14,6 +14,7 @@ import (
 	"github.com/sonae-kv/sonae/internal/config"
 	"github.com/sonae-kv/sonae/internal/consensus"
 	"github.com/sonae-kv/sonae/internal/controller"
+	"github.com/sonae-kv/sonae/internal/events"
 	"github.com/sonae-kv/sonae/internal/kv"
 	"github.com/sonae-kv/sonae/internal/membership"
 	"github.com/sonae-kv/sonae/internal/meta"
@@ -132,6 +133,14 @@ func startCluster(cfg *config.Config, ln net.Listener, clk clock.Clock, log *slo
 		}
 	}
 
+	self := func() events.Self {
+		lm := cl.gossip.LocalMember()
+		return events.Self{Name: lm.Name, Tags: lm.Tags}
+	}
+	if cl.hooks, err = newGossipHooks(cfg, self, log.With("component", "events")); err != nil {
+		eng.Close()
+		return nil, nil, nil, err
+	}
 	mc := membership.Default()
 	mc.NodeName = cfg.NodeID()
 	mc.BindAddr = cfg.Addr
@@ -142,6 +151,9 @@ func startCluster(cfg *config.Config, ln net.Listener, clk clock.Clock, log *slo
 	mc.Profile = cfg.GossipProfile
 	mc.SnapshotPath = filepath.Join(cfg.Data, "serf.snapshot")
 	mc.Tags = map[string]string{tagCluster: cfg.Name, tagID: cfg.NodeID(), tagAddr: cl.addr}
+	if cfg.Role != "" {
+		mc.Tags[tagRole] = cfg.Role
+	}
 	mc.Streams = cl.mux.Listener(netmux.KindGossip)
 	mc.Logger = log.With("component", "gossip")
 	if cl.gossip, err = membership.Start(mc); err != nil {
@@ -185,6 +197,9 @@ func startCluster(cfg *config.Config, ln net.Listener, clk clock.Clock, log *slo
 	bg(rep.Run)
 	bg(ctl.Run)
 	bg(cl.pumpEvents)
+	bg(func(ctx context.Context) {
+		cl.hooks.keepLiveNodes(ctx, cfg.Name, cl.gossip.Members, clk.Now, log.With("component", "events"))
+	})
 	bg(cl.watchLeadership)
 	bg(cl.renewLeases)
 	bg(cl.watchReady)
@@ -255,6 +270,7 @@ func (cl *cluster) close() {
 	if cl.gossip != nil {
 		cl.gossip.Shutdown()
 	}
+	cl.hooks.close()
 	if cl.raft != nil {
 		cl.raft.Shutdown()
 	}
