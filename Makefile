@@ -4,7 +4,7 @@ SHELL := bash
 GO ?= go
 PKGS := ./...
 
-.PHONY: all build test soak fuzz bench bench-cluster lint tidy-check deps clean
+.PHONY: all build test soak fuzz bench bench-cluster bench-rebalance bench-failover lint tidy-check deps clean
 
 all: build test
 
@@ -43,13 +43,23 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(CLUSTER_FUZZTIME) ./internal/meta/
 
 ## bench: sonaed (memory, pebble) against memcached, then one node against a
-## three-node cluster (forwarding and smart client), alternating rounds.
+## three-node cluster (forwarding and smart client), alternating rounds; a
+## 4th node joining 1 GB (rebalance); kill -9 failover trials and the
+## restore of full redundancy for 1 GB.
 bench:
 	bash scripts/bench.sh
 	bash scripts/bench-cluster.sh
+	bash scripts/bench-rebalance.sh
+	bash scripts/bench-failover.sh
 
 bench-cluster:
 	bash scripts/bench-cluster.sh
+
+bench-rebalance:
+	bash scripts/bench-rebalance.sh
+
+bench-failover:
+	bash scripts/bench-failover.sh
 
 tidy-check:
 	$(GO) mod tidy

@@ -35,33 +35,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
-ready() { # HOST: wait until cluster_info says ready
-  for _ in $(seq 1 600); do
-    if python3 - "$1" "$port" <<'PY' 2>/dev/null; then return 0; fi
-import socket, sys
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1)
-s.sendall(b"cluster_info\r\n")
-sys.exit(0 if b'"ready":true' in s.recv(4096) else 1)
-PY
-    sleep 0.1
-  done
-  echo "bench-cluster: $1 not ready" >&2; return 1
-}
-in_sync() { # HOST: wait until nothing lags, is short or moves, and every position is balanced
-  for _ in $(seq 1 1200); do
-    out=$(bin/sonae -s "$1:$port" stat 'routing\.(lagging_replicas|short_vnodes|moving_vnodes|balanced)$' 2>/dev/null || true)
-    if [ "$(echo "$out" | awk '$2 != "0" && $2 != "true"' | wc -l)" -eq 0 ] && [ "$(echo "$out" | wc -l)" -eq 4 ]; then return 0; fi
-    sleep 0.1
-  done
-  echo "bench-cluster: the cluster did not settle (in sync and balanced)" >&2; return 1
-}
-node() { # HOST [JOIN]
-  local join=()
-  [ -n "${2:-}" ] && join=(-j "$2_$port")
-  bin/sonaed --addr "$1" -p "$port" --data "$work/$1" --engine "$ENGINE" --redundancy 2 --log-level warn "${join[@]}" &
-  pids+=($!)
-}
+. scripts/lib-cluster.sh
+port=$(free_port)
 
 node 127.0.0.31
 node 127.0.0.41
