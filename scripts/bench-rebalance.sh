@@ -6,18 +6,25 @@
 # (idle) and while data moves, in back-to-back slices of SLICE.
 #
 # Knobs (environment): SIZE_MB (1024), DATA_VALUE (10000 bytes per loaded
-# value), DCNICE (empty: the default preset, 3), SLICE (5s), IDLE_SLICES
-# (3), CONNS (16), ENGINE (pebble). The live load is 90% gets of 100-byte
-# values over 10000 keys, through the routing-aware client.
+# value), DCNICE (empty: the default preset, 3), MOVE_RATE (empty: the
+# preset's; bytes/s per sending node, k/m/g suffixes), SLICE (5s), IDLE_SLICES
+# (3), CONNS (16), RATE (5000), ENGINE (pebble). The live load is 90% gets
+# of 100-byte values over 10000 keys, through the routing-aware client,
+# paced at RATE requests/s (an open loop: latency counts from each
+# request's due time, so stalls show). RATE=0 runs it as fast as it goes
+# instead, which on a small machine measures how much CPU the move takes
+# from a saturated client rather than the latency clients see.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SIZE_MB=${SIZE_MB:-1024}
 DATA_VALUE=${DATA_VALUE:-10000}
 DCNICE=${DCNICE:-}
+MOVE_RATE=${MOVE_RATE:-}
 SLICE=${SLICE:-5s}
 IDLE_SLICES=${IDLE_SLICES:-3}
 CONNS=${CONNS:-16}
+RATE=${RATE:-5000}
 ENGINE=${ENGINE:-pebble}
 
 mkdir -p bin bench/results
@@ -57,14 +64,19 @@ in_sync "${hosts[0]}"
 if [ -n "$DCNICE" ]; then # a cluster-wide runtime option
   bin/sonae -s "${hosts[0]}:$port" option set dcnice "$DCNICE" >/dev/null
 fi
+if [ -n "$MOVE_RATE" ]; then
+  bin/sonae -s "${hosts[0]}:$port" option set move_rate "$MOVE_RATE" >/dev/null
+fi
 
 raw="$work/slices.jsonl"
 : > "$raw"
+preload=true # the first slice writes every live key once
 slice() { # PHASE: one slice of live load, with its wall-clock bounds
   local start out
   start=$(date +%s.%N)
   out=$(bin/sonae bench --cluster "$seeds" --keys 10000 --value-size 100 --key-prefix live: --get-ratio 0.9 \
-    --conns "$CONNS" --duration "$SLICE" -o json)
+    --conns "$CONNS" --rate "$RATE" --preload="$preload" --duration "$SLICE" -o json)
+  preload=false
   python3 -c 'import json,sys,time; d=json.loads(sys.argv[3]); d.update(phase=sys.argv[1], start=float(sys.argv[2]), end=time.time()); print(json.dumps(d))' \
     "$1" "$start" "$out" >> "$raw"
 }
@@ -87,7 +99,9 @@ wait "$loader"
 sent=$(( $(stat_sum stats.move_bytes_sent "${hosts[@]}" "$newnode") - sent0 ))
 
 {
-  echo "sonaed $(git rev-parse --short HEAD 2>/dev/null || echo dev), engine $ENGINE, on $(nproc) cores; 3 nodes + 1 joining, redundancy 2, dcnice ${DCNICE:-default}"
+  echo "sonaed $(git rev-parse --short HEAD 2>/dev/null || echo dev), engine $ENGINE, on $(nproc) cores; 3 nodes + 1 joining, redundancy 2, dcnice ${DCNICE:-default}, move_rate ${MOVE_RATE:-from dcnice}"
+  if [ "$RATE" = 0 ]; then pace="as fast as it goes (closed loop)"; else pace="paced at $RATE requests/s"; fi
+  echo "live load: $CONNS connections per node, 90% gets of 100-byte values, $pace, in ${SLICE} slices"
   echo "data: $keys values x $DATA_VALUE bytes = $SIZE_MB MiB (x2 replicas), loaded in ${load_s}s; stats.run_join seen true: $saw_join"
   bin/sonae -s "$newnode:$port" routing 2>/dev/null | sed 's/^/  /' || true
   python3 - "$raw" "$t0" "$t1" "$sent" <<'PY'

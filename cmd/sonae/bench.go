@@ -99,8 +99,12 @@ round robin over several nodes, which forward what they do not own.`,
 			}
 			report["result"] = res
 			return g.emit(out, report, func(w io.Writer) {
-				fmt.Fprintf(w, "target %s: %d conns, %.0f%% get, %d-byte values, %d keys, %s\n",
-					target, o.Conns, o.GetRatio*100, o.ValueSize, o.Keys, o.Duration)
+				pace := ""
+				if o.Rate > 0 {
+					pace = fmt.Sprintf(", paced at %.0f requests/s", o.Rate)
+				}
+				fmt.Fprintf(w, "target %s: %d conns, %.0f%% get, %d-byte values, %d keys, %s%s\n",
+					target, o.Conns, o.GetRatio*100, o.ValueSize, o.Keys, o.Duration, pace)
 				fmt.Fprintf(w, "ops/s %.0f  (gets %d, hits %d, sets %d, errors %d)\n", res.OpsPerSec, res.Gets, res.Hits, res.Sets, res.Errors)
 				fmt.Fprintf(w, "latency p50 %s  p99 %s  p999 %s  max %s\n", res.P50, res.P99, res.P999, res.Max)
 			})
@@ -114,6 +118,7 @@ round robin over several nodes, which forward what they do not own.`,
 	f.DurationVarP(&o.Duration, "duration", "d", o.Duration, "length of each run")
 	f.BoolVar(&o.Preload, "preload", o.Preload, "set every key once before measuring")
 	f.StringVar(&o.KeyPrefix, "key-prefix", o.KeyPrefix, "prefix of generated keys")
+	f.Float64Var(&o.Rate, "rate", 0, "pace the load to this many requests/s over all connections, latency counted from each request's due time (0: as fast as possible)")
 	f.StringSliceVar(&compare, "compare", nil, "NAME=ADDR,... servers to compare in alternating rounds (ratios are to the first)")
 	f.IntVar(&rounds, "rounds", 5, "rounds per target with --compare (medians are reported)")
 	f.StringSliceVar(&cluster, "cluster", nil, "SEED,... drive a cluster through the routing-aware client (seeds: HOST_PORT or HOST:PORT)")

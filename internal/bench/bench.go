@@ -37,6 +37,13 @@ type Options struct {
 	Preload bool `json:"preload"`
 	// KeyPrefix namespaces the generated keys.
 	KeyPrefix string `json:"key_prefix"`
+	// Rate, when positive, paces the load to this many requests per second
+	// over all connections (an open loop, as wrk2 and memtier's rate limit
+	// do): each connection sends on a fixed schedule and a request's
+	// latency counts from when it was due, so a stall shows in the
+	// percentiles instead of just lowering the rate (no coordinated
+	// omission). Zero sends as fast as each connection can go.
+	Rate float64 `json:"rate,omitempty"`
 }
 
 // DefaultOptions is the issue's reference load: 90% gets, 100-byte values,
@@ -71,6 +78,8 @@ func (o *Options) validateLoad() error {
 		return fmt.Errorf("bench: keys %d must be at least 1", o.Keys)
 	case o.Duration <= 0:
 		return fmt.Errorf("bench: duration %s must be positive", o.Duration)
+	case o.Rate < 0 || o.Rate > 1e8:
+		return fmt.Errorf("bench: rate %g outside 0..100000000 requests per second", o.Rate)
 	}
 	return nil
 }
@@ -222,6 +231,9 @@ type worker struct {
 	value []byte
 	kbuf  []byte
 	hist  *hdrhistogram.Histogram
+	// every is the pace of a rate-limited run (0 = none) and phase this
+	// connection's offset in it, so the connections do not send in step.
+	every, phase time.Duration
 
 	gets, hits, sets, errors int64
 	done                     atomicCounter
@@ -236,20 +248,43 @@ func newWorker(o Options, i int, dial Dialer) (*worker, error) {
 	for j := range value {
 		value[j] = 'a' + byte(j%26)
 	}
-	return &worker{
+	w := &worker{
 		o: o, c: c,
 		rng: rand.New(rand.NewPCG(uint64(i)+1, uint64(time.Now().UnixNano()))), value: value,
 		kbuf: make([]byte, 0, 256), hist: newHist(),
-	}, nil
+	}
+	if o.Rate > 0 {
+		w.every = time.Duration(float64(time.Second) * float64(o.Conns) / o.Rate)
+		w.phase = w.every * time.Duration(i) / time.Duration(o.Conns)
+	}
+	return w, nil
 }
 
 func (w *worker) close() { w.c.Close() }
 
 func (w *worker) loop(ctx context.Context) {
+	due := time.Now().Add(w.phase)
+	var timer *time.Timer
+	if w.every > 0 {
+		timer = time.NewTimer(time.Until(due))
+		defer timer.Stop()
+	}
 	for ctx.Err() == nil {
 		k := w.rng.IntN(w.o.Keys)
 		isGet := w.rng.Float64() < w.o.GetRatio
 		t0 := time.Now()
+		if timer != nil {
+			if d := time.Until(due); d > 0 {
+				timer.Reset(d)
+				select {
+				case <-ctx.Done():
+					return
+				case <-timer.C:
+				}
+			}
+			t0 = due // a late request's wait counts, as a client's would
+			due = due.Add(w.every)
+		}
 		var err error
 		if isGet {
 			err = w.get(k)

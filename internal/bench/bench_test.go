@@ -95,3 +95,64 @@ func TestValidateTargets(t *testing.T) {
 		t.Errorf("spread: %v", err)
 	}
 }
+
+func TestRatePacesTheLoad(t *testing.T) {
+	var mu sync.Mutex
+	closed := 0
+	dial := func(int) (Client, error) { return memClient{&mu, map[string][]byte{}, &closed}, nil }
+	o := DefaultOptions()
+	o.Preload, o.Conns, o.Keys, o.Duration, o.Rate = false, 4, 50, 500*time.Millisecond, 400
+	res, err := RunWith(context.Background(), o, dial, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The schedule allows at most rate×duration requests, plus one per
+	// connection for the first, due at once.
+	if most := int64(400*0.5) + 4; res.Ops > most || res.Ops < most/2 {
+		t.Errorf("%d requests in %s at 400/s, want about %d and never more", res.Ops, o.Duration, most)
+	}
+	o.Rate = -1
+	if _, err := RunWith(context.Background(), o, dial, nil); err == nil || !strings.Contains(err.Error(), "rate -1") {
+		t.Errorf("negative rate accepted: %v", err)
+	}
+}
+
+// stallClient answers at once, except that its first request stalls for
+// stall: a server that freezes once.
+type stallClient struct {
+	memClient
+	stall time.Duration
+	once  *sync.Once
+}
+
+func (c stallClient) Get(key []byte) (bool, error) {
+	c.once.Do(func() { time.Sleep(c.stall) })
+	return c.memClient.Get(key)
+}
+
+// TestRateCountsTheStall: with a paced load, the requests that were due
+// while the server stalled count their wait, so a 400 ms stall in a
+// 600 ms run moves the median, which a closed loop (one slow request)
+// would not.
+func TestRateCountsTheStall(t *testing.T) {
+	var mu sync.Mutex
+	closed := 0
+	for _, rate := range []float64{0, 100} {
+		var once sync.Once
+		dial := func(int) (Client, error) {
+			return stallClient{memClient{&mu, map[string][]byte{}, &closed}, 400 * time.Millisecond, &once}, nil
+		}
+		o := DefaultOptions()
+		o.Preload, o.Conns, o.Keys, o.Duration, o.GetRatio, o.Rate = false, 1, 10, 600*time.Millisecond, 1, rate
+		res, err := RunWith(context.Background(), o, dial, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Max < 400*time.Millisecond {
+			t.Errorf("rate %g: max %s, the stall was 400ms", rate, res.Max)
+		}
+		if paced := rate > 0; paced != (res.P50 >= 20*time.Millisecond) {
+			t.Errorf("rate %g: median %s over %d requests", rate, res.P50, res.Ops)
+		}
+	}
+}

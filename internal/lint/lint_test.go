@@ -116,6 +116,7 @@ const maxFileLines = 800
 // until they are fixed; an entry that no longer matches any call fails the
 // test, so the list only shrinks.
 var sleepAllowed = map[string]string{
+	"internal/bench/bench_test.go:stallClient.Get":            "a fake server that stalls for a known time: the stall is what the test measures",
 	"internal/testcluster/proc.go:Proc.WaitReady":             "polls the node until it answers",
 	"internal/storage/persist_test.go:TestPebbleMachineCrash": "poll loop with a deadline on walfs.unsynced()",
 	"internal/storage/walfs_test.go:TestWALFSBackground":      "poll loop with a deadline on the sync count",

@@ -78,17 +78,18 @@ type Tuning struct {
 
 // dcnicePreset gives each dcnice level's move rate (bytes/s per node, 0 =
 // unlimited) and parallel copies per node. Level 3, the default, is
-// measured to keep client p99 within 2x of idle while data moves
-// (docs/cluster.md, "Moving data").
+// measured to keep client p99 within 2x of idle while data moves on the
+// 2-core machines of the benchmarks, three senders feeding one joining
+// node (scripts/bench-rebalance.sh; docs/operations.md has the numbers).
 var dcnicePreset = [6]struct {
 	rate     int64
 	parallel int
 }{
 	1: {0, 8},
-	2: {64 << 20, 4},
-	3: {16 << 20, 2},
-	4: {4 << 20, 1},
-	5: {1 << 20, 1},
+	2: {16 << 20, 4},
+	3: {2 << 20, 2},
+	4: {1 << 20, 1},
+	5: {256 << 10, 1},
 }
 
 type option struct {

@@ -213,6 +213,10 @@ type peerSlot struct {
 	conns []*peerConn
 	next  int
 	repl  *peerConn
+	// bulk carries the copies and catch-up of syncs to this peer, so that
+	// live replication (repl) never queues behind megabytes of moved data,
+	// on the wire or in the peer's per-connection apply loop.
+	bulk *peerConn
 	// retryAt delays redialing a peer that just failed, so that a dead
 	// peer costs one failed dial per backoff, not one per request.
 	retryAt time.Time
@@ -271,6 +275,22 @@ func (pp *peerPool) replication(ctx context.Context, addr string) (*peerConn, er
 	return pp.redial(ctx, addr, s, func(s *peerSlot) **peerConn { return &s.repl })
 }
 
+// bulkStream returns the peer's connection for sync copies (see
+// peerSlot.bulk), dialing it if needed.
+func (pp *peerPool) bulkStream(ctx context.Context, addr string) (*peerConn, error) {
+	s, err := pp.slot(addr)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	c := s.bulk
+	s.mu.Unlock()
+	if c != nil && !c.broken() {
+		return c, nil
+	}
+	return pp.redial(ctx, addr, s, func(s *peerSlot) **peerConn { return &s.bulk })
+}
+
 func (pp *peerPool) redial(ctx context.Context, addr string, s *peerSlot, at func(*peerSlot) **peerConn) (*peerConn, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -322,6 +342,9 @@ func (s *peerSlot) closeAll() {
 	}
 	if s.repl != nil {
 		s.repl.close()
+	}
+	if s.bulk != nil {
+		s.bulk.close()
 	}
 }
 

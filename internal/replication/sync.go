@@ -297,8 +297,9 @@ func (r *Replicator) pruneLive(st *meta.State) {
 // syncWindow bounds the frames of a sync in flight before waiting for acks.
 const syncWindow = 512
 
-// syncStream sends a sync's frames on the ordered replication connection
-// and checks their acks in windows.
+// syncStream sends a sync's frames, on the peer's bulk connection and then
+// on its ordered replication connection for the tail, and checks their
+// acks in windows.
 type syncStream struct {
 	pc      *peerConn
 	pending []<-chan frame
@@ -360,11 +361,11 @@ func (r *Replicator) syncReplica(ctx context.Context, vn int, node routing.NodeI
 	if err != nil {
 		return err
 	}
-	pc, err := r.pool.replication(ctx, addr)
+	bulk, err := r.pool.bulkStream(ctx, addr)
 	if err != nil {
 		return err
 	}
-	s := &syncStream{pc: pc, r: r, ctx: ctx, op: op, throttled: true}
+	s := &syncStream{pc: bulk, r: r, ctx: ctx, op: op, throttled: true}
 	eng := r.d.Store.Engine()
 	v16 := uint16(vn)
 	start := time.Now()
@@ -400,7 +401,16 @@ func (r *Replicator) syncReplica(ctx context.Context, vn int, node routing.NodeI
 			break
 		}
 	}
-	// The tail, with writers held off, then live.
+	// The tail, with writers held off, then live. It goes on the live
+	// replication connection, where the writes that follow it will go, so
+	// it arrives in order with them; the bulk stream is drained first so
+	// that nothing sent on it can land after the tail.
+	if err := s.drain(len(s.pending)); err != nil {
+		return err
+	}
+	if s.pc, err = r.pool.replication(ctx, addr); err != nil {
+		return err
+	}
 	s.throttled = false
 	unlock := r.d.Store.LockVnode(v16)
 	if cur := r.state(); cur.Table.Vnodes[vn].Epoch != epoch || cur.Table.Vnodes[vn].Primary() != r.cfg.Self {

@@ -34,9 +34,15 @@ var errLeaseWithheld = errors.New("read lease withheld: the leader is failing th
 // needs to be elected plus the ReadLease a new leader waits before it
 // fails any node over.
 type leases struct {
-	mu          sync.Mutex
-	start       time.Time // when the held lease's request was sent
-	index       uint64    // the commit index it is valid from
+	mu    sync.Mutex
+	start time.Time // when the held lease's request was sent
+	index uint64    // the commit index it is valid from
+	// older are the leases before it, newest first. A new grant names the
+	// leader's latest index, which this node's metadata applies a little
+	// later (more so on a busy node); until then an older lease whose
+	// index is applied still holds, and reads go on under it instead of
+	// waiting.
+	older       [3]leaseGrant
 	granted     map[routing.NodeID]time.Time
 	withheld    map[routing.NodeID]bool
 	leaderSince time.Time // when this node last became leader
@@ -44,6 +50,11 @@ type leases struct {
 	readySeq    uint64    // the leadership whose barrier has been applied
 	renew       chan struct{}
 	renewed     chan struct{} // closed and replaced on every new lease
+}
+
+type leaseGrant struct {
+	start time.Time
+	index uint64
 }
 
 func (l *leases) init() {
@@ -66,6 +77,8 @@ func (cl *cluster) renewLeases(ctx context.Context) {
 				if ok = err == nil; ok {
 					cl.lease.mu.Lock()
 					if sent.After(cl.lease.start) {
+						copy(cl.lease.older[1:], cl.lease.older[:])
+						cl.lease.older[0] = leaseGrant{cl.lease.start, cl.lease.index}
 						cl.lease.start, cl.lease.index = sent, idx
 						close(cl.lease.renewed)
 						cl.lease.renewed = make(chan struct{})
@@ -202,8 +215,11 @@ func (cl *cluster) leaderReady() bool {
 // leaderContact is the read lease's clock for the data path: 0 on the
 // leader (once its term's barrier is applied), else the age of the held
 // lease. The lease counts only once this node's metadata has applied the
-// index it was granted at; it waits for that briefly (the FSM applies in
-// microseconds), and a lease it cannot catch up with counts as lost.
+// index it was granted at; until then the newest older lease whose index
+// is applied counts while it runs (while data moves, the metadata commits dozens of entries
+// a second and a fresh grant is nearly always a little ahead of this
+// node), else it waits for the index briefly, and a lease it cannot catch
+// up with counts as lost.
 func (cl *cluster) leaderContact() time.Duration {
 	if cl.raft.IsLeader() {
 		if cl.leaderReady() {
@@ -231,6 +247,16 @@ func (cl *cluster) leaderContact() time.Duration {
 		cl.lease.mu.Unlock()
 		if start.IsZero() {
 			return time.Duration(math.MaxInt64)
+		}
+	}
+	if applied := cl.fsm.State().Index; applied < index {
+		cl.lease.mu.Lock()
+		older := cl.lease.older
+		cl.lease.mu.Unlock()
+		for _, g := range older {
+			if !g.start.IsZero() && applied >= g.index && time.Since(g.start) < lease {
+				return time.Since(g.start)
+			}
 		}
 	}
 	if cl.fsm.State().Index < index {

@@ -76,6 +76,12 @@ type Options struct {
 	// rowcache.go). 0 disables it. Default 64 MiB.
 	RowCacheSize int64
 
+	// ReclaimDelay is how long the pebble engine waits for vnode drops to
+	// stop before it compacts the dropped ranges to free their space
+	// (pebble_reclaim.go): one compaction after a burst of moves instead
+	// of one per vnode. 0 compacts at once. At most one hour. Default 10s.
+	ReclaimDelay time.Duration
+
 	// Logger receives the engine's log records. Nil discards them.
 	// Default slog.Default().
 	Logger *slog.Logger
@@ -93,6 +99,7 @@ func Default() Options {
 		SyncInterval: 50 * time.Millisecond,
 		CacheSize:    128 << 20,
 		RowCacheSize: 64 << 20,
+		ReclaimDelay: 10 * time.Second,
 		Logger:       slog.Default(),
 	}
 }
@@ -118,6 +125,9 @@ func (o *Options) Validate() error {
 	}
 	if o.RowCacheSize < 0 {
 		return fmt.Errorf("storage: Options.RowCacheSize (%d) must be >= 0", o.RowCacheSize)
+	}
+	if o.ReclaimDelay < 0 || o.ReclaimDelay > time.Hour {
+		return fmt.Errorf("storage: Options.ReclaimDelay (%s) must be in [0, 1h]", o.ReclaimDelay)
 	}
 	return nil
 }

@@ -25,6 +25,9 @@ func TestOptionsValidate(t *testing.T) {
 		{"huge interval", func(o *Options) { o.SyncInterval = time.Hour }, "SyncInterval"},
 		{"bad durability", func(o *Options) { o.Durability = 7 }, "Durability"},
 		{"negative cache", func(o *Options) { o.CacheSize = -1 }, "CacheSize"},
+		{"reclaim at once", func(o *Options) { o.ReclaimDelay = 0 }, ""},
+		{"negative reclaim delay", func(o *Options) { o.ReclaimDelay = -time.Second }, "ReclaimDelay"},
+		{"reclaim delay over an hour", func(o *Options) { o.ReclaimDelay = 2 * time.Hour }, "ReclaimDelay"},
 	} {
 		o := Default()
 		tc.edit(&o)

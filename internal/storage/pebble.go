@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -51,10 +52,11 @@ type Pebble struct {
 	closed   atomic.Bool
 	inflight atomic.Int64 // calls in progress; Close waits for 0
 
-	// bg is cancelled by Close: it stops the compactions DropVnode starts
-	// to give the dropped vnode's disk space back.
-	bg     context.Context
-	stopBg context.CancelFunc
+	// bg is cancelled by Close: it stops the reclaimer, which compacts
+	// dropped vnodes' ranges to give their disk space back.
+	bg      context.Context
+	stopBg  context.CancelFunc
+	reclaim reclaimer
 }
 
 var _ Engine = (*Pebble)(nil)
@@ -113,6 +115,11 @@ func OpenPebble(dir string, opts Options) (*Pebble, error) {
 		FS:                 fs,
 		EventListener:      eventListener(p.logger),
 	}
+	// Bloom filters on every level (the deeper levels inherit L0's): a
+	// point read of an absent key, which every replicated write and every
+	// add does to compare versions, then skips the tables without it
+	// instead of reading a data block of each level from disk.
+	po.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
 	if opts.Durability == DurabilityInterval {
 		p.walfs = newWALFS(fs, walDir, opts.SyncInterval, p.logger)
 		p.walfs.start()
@@ -131,6 +138,7 @@ func OpenPebble(dir string, opts Options) (*Pebble, error) {
 		_ = p.closeDB()
 		return nil, err
 	}
+	p.startReclaimer()
 	p.logger.Info("storage: pebble engine open", "dir", dir, "durability", opts.Durability.String(),
 		"sync_interval", opts.SyncInterval, "vnodes", n)
 	return p, nil
@@ -468,6 +476,7 @@ func (p *Pebble) Close() error {
 		return ErrClosed
 	}
 	p.stopBg()
+	<-p.reclaim.done
 	for p.inflight.Load() > 0 {
 		time.Sleep(100 * time.Microsecond)
 	}

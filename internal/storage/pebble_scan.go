@@ -119,19 +119,9 @@ func (p *Pebble) DropVnode(vnode uint16) error {
 	if p.rows != nil {
 		p.rows.dropPrefix(vnode, data)
 	}
-	// Range deletions free nothing until a compaction drops what they
-	// cover: compact the vnode's ranges now, in the background, so the
-	// space of a vnode this node gave away comes back.
-	p.inflight.Add(1)
-	go func() {
-		defer p.exit()
-		for _, pfx := range [][]byte{data, log} {
-			if err := p.db.Compact(p.bg, pfx, prefixEnd(pfx), false); err != nil && p.bg.Err() == nil {
-				p.logger.Warn("storage: compacting a dropped vnode", "vnode", vnode, "error", err)
-				return
-			}
-		}
-	}()
+	// Range deletions free nothing until compacted; the reclaimer does
+	// that once the drops stop.
+	p.queueReclaim(vnode)
 	return nil
 }
 

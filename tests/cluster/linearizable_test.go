@@ -227,18 +227,30 @@ func waitAcked(t *testing.T, acked *atomic.Int64, n int64, within time.Duration)
 // short vnode, no vnode being moved, and every position balanced.
 func waitInSync(t *testing.T, c *testcluster.Cluster, within time.Duration) {
 	t.Helper()
-	testutil.Eventually(t, within, "every replica in sync", func() error {
+	waitInSyncAt(t, within, func() []string {
+		var addrs []string
 		for _, i := range c.Live() {
+			addrs = append(addrs, c.Node(i).Addr())
+		}
+		return addrs
+	})
+}
+
+// waitInSyncAt is waitInSync over the addresses addrs returns on each poll.
+func waitInSyncAt(t *testing.T, within time.Duration, addrs func() []string) {
+	t.Helper()
+	testutil.Eventually(t, within, "every replica in sync", func() error {
+		for _, addr := range addrs() {
 			for name, want := range map[string]string{
 				"routing.lagging_replicas": "0", "routing.short_vnodes": "0",
 				"routing.moving_vnodes": "0", "routing.balanced": "true",
 			} {
-				v, err := stat(c.Node(i).Addr(), name)
+				v, err := stat(addr, name)
 				if err != nil {
 					return err
 				}
 				if v != want {
-					return fmt.Errorf("node %d: %s %s", i, name, v)
+					return fmt.Errorf("%s: %s %s", addr, name, v)
 				}
 			}
 		}

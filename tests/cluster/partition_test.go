@@ -1,0 +1,134 @@
+package clustertest
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sonae-kv/sonae/internal/testcluster"
+)
+
+// TestPartitionedNodeNeverServesStaleData cuts one node of three off the
+// cluster network while clients keep running checked operations on every
+// node, the cut-off one included (tests reach it over the control
+// network). Twice: once a follower of the metadata group, once its Raft
+// leader. The majority fails the node over and writes its keys again; the
+// cut-off node, which still believes it leads some vnodes, must neither
+// acknowledge a write (G2) nor answer a read with the value the majority
+// has since replaced (G3). After the heal it returns and resyncs; the whole
+// history is linearizable and no acknowledged write is lost.
+func TestPartitionedNodeNeverServesStaleData(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs nodes in docker containers")
+	}
+	for _, which := range []string{"follower", "leader"} {
+		t.Run(which, func(t *testing.T) { partitionOne(t, which) })
+	}
+}
+
+func partitionOne(t *testing.T, which string) {
+	c := testcluster.NewDockerCluster(t, 3, testcluster.ClusterOptions{Redundancy: 2, DivBits: 6, GossipProfile: "lan"})
+	live := func() []string {
+		var addrs []string
+		for _, n := range c.Nodes() {
+			if n.Live() {
+				addrs = append(addrs, n.Addr())
+			}
+		}
+		return addrs
+	}
+	c.WaitMembers(t, 3, 60*time.Second)
+	waitInSyncAt(t, 60*time.Second, live)
+
+	victim := metaLeader(t, c)
+	if which == "follower" {
+		victim = (victim + 1) % 3
+	}
+	other := (victim + 1) % 3
+	cut := c.Node(victim)
+	keys := primaryKeys(t, c.Node(other).Addr(), cut.NodeID(), "part", 4)
+	ld := startLoad(c.Addrs(), "part-"+which, 8, 6)
+	ld.keys = append(ld.keys, keys...)
+	// The last value the cut-off node acknowledged for keys[0], so a read
+	// of it there after the failover can be told apart.
+	before := "before-" + which
+	if l := admin(t, cut.Addr(), fmt.Sprintf("set %s 0 0 %d\r\n%s", keys[0], len(before), before)); l != "STORED" {
+		t.Fatalf("set %s through the node to be cut off: %q", keys[0], l)
+	}
+	ld.more(t, 300, 30*time.Second)
+
+	cutAt := time.Now()
+	c.Partition(victim)
+	window := writeWindow(t, c.Node(other).Addr(), keys[0], cutAt, 30*time.Second)
+	t.Logf("%s %s cut off: its key writable through the majority again after %s",
+		which, cut.NodeID(), window.Round(time.Millisecond))
+	eventually(t, 30*time.Second, "the majority to record the failure", func() error {
+		v, err := stat(c.Node(other).Addr(), "routing.failed_nodes")
+		if err != nil || !strings.Contains(v, cut.NodeID()) {
+			return fmt.Errorf("failed_nodes %q %v", v, err)
+		}
+		return nil
+	})
+
+	// The cut-off node's view: it must refuse, not answer from its copy.
+	probe := mustMC(t, cut.Addr())
+	if l, err := probe.set(keys[0], "from-the-minority"); err == nil || l == "STORED" {
+		t.Errorf("the cut-off node answered a set of the key it led: %q %v", l, err)
+	}
+	if v, _, found, err := probe.gets(keys[0]); err == nil {
+		t.Errorf("the cut-off node answered a get of the key it led: %q found=%v (the majority has replaced %q)", v, found, before)
+	} else if !errors.Is(err, errServer) {
+		t.Fatalf("get through the cut-off node: %v", err)
+	}
+	ld.more(t, 300, 30*time.Second)
+
+	if l := admin(t, c.Node(other).Addr(), "recover"); l != "STARTED" {
+		t.Fatalf("recover: %q", l)
+	}
+	waitInSyncAt(t, 90*time.Second, live)
+	ld.more(t, 200, 30*time.Second)
+
+	c.Heal(victim)
+	c.WaitMembers(t, 3, 90*time.Second)
+	waitInSyncAt(t, 90*time.Second, live)
+	ld.more(t, 200, 30*time.Second)
+	ld.finish(t, cut.Addr())
+	h := strings.Join(mustLines(t, c.Node(other).Addr(), "history"), "\n")
+	for _, want := range []string{"failed " + cut.NodeID(), "returned " + cut.NodeID()} {
+		if !strings.Contains(h, want) {
+			t.Errorf("history lacks %q:\n%s", want, h)
+		}
+	}
+}
+
+// metaLeader returns the index of the node that leads the metadata group.
+func metaLeader(t *testing.T, c *testcluster.DockerCluster) int {
+	t.Helper()
+	var leader int
+	eventually(t, 30*time.Second, "a metadata leader every node agrees on", func() error {
+		seen := map[string]bool{}
+		for _, n := range c.Nodes() {
+			v, err := stat(n.Addr(), "routing.meta_leader")
+			if err != nil {
+				return err
+			}
+			seen[v] = true
+		}
+		if len(seen) != 1 {
+			return fmt.Errorf("leaders %v", seen)
+		}
+		for v := range seen {
+			for i, n := range c.Nodes() {
+				if v == n.NodeID() || v == n.PeerAddr() || strings.HasPrefix(v, n.IP+":") {
+					leader = i
+					return nil
+				}
+			}
+			return fmt.Errorf("leader %q is none of the nodes", v)
+		}
+		return nil
+	})
+	return leader
+}
