@@ -216,10 +216,10 @@ func (cl *cluster) leaderReady() bool {
 // leader (once its term's barrier is applied), else the age of the held
 // lease. The lease counts only once this node's metadata has applied the
 // index it was granted at; until then the newest older lease whose index
-// is applied counts while it runs (while data moves, the metadata commits dozens of entries
-// a second and a fresh grant is nearly always a little ahead of this
-// node), else it waits for the index briefly, and a lease it cannot catch
-// up with counts as lost.
+// is applied counts while it runs (while data moves, the metadata commits
+// dozens of entries a second, and a fresh grant is nearly always a little
+// ahead of this node), else it waits for the index briefly, and a lease it
+// cannot catch up with counts as lost.
 func (cl *cluster) leaderContact() time.Duration {
 	if cl.raft.IsLeader() {
 		if cl.leaderReady() {
