@@ -73,10 +73,17 @@ type load struct {
 }
 
 func startLoad(addrs []string, prefix string, keys, clients int) *load {
-	l := &load{rec: histcheck.NewRecorder(), stop: make(chan struct{})}
+	var names []string
 	for i := range keys {
-		l.keys = append(l.keys, fmt.Sprintf("%s-%d", prefix, i))
+		names = append(names, fmt.Sprintf("%s-%d", prefix, i))
 	}
+	return startLoadOn(addrs, names, clients)
+}
+
+// startLoadOn is startLoad over the given keys. Every write to them must
+// go through the load, or the history cannot explain what reads see.
+func startLoadOn(addrs, keys []string, clients int) *load {
+	l := &load{rec: histcheck.NewRecorder(), stop: make(chan struct{}), keys: keys}
 	for cl := range clients {
 		l.wg.Go(func() { runClient(cl, addrs, l.keys, l.rec, l.stop, &l.acked) })
 	}

@@ -29,7 +29,11 @@ func TestPartitionedNodeNeverServesStaleData(t *testing.T) {
 }
 
 func partitionOne(t *testing.T, which string) {
-	c := testcluster.NewDockerCluster(t, 3, testcluster.ClusterOptions{Redundancy: 2, DivBits: 6, GossipProfile: "lan"})
+	// Tests reach containers from outside loopback: operator commands
+	// need the token.
+	const token = "partition-test"
+	c := testcluster.NewDockerCluster(t, 3, testcluster.ClusterOptions{Redundancy: 2, DivBits: 6, GossipProfile: "lan",
+		ExtraArgs: []string{"--auth-token", token}})
 	live := func() []string {
 		var addrs []string
 		for _, n := range c.Nodes() {
@@ -48,11 +52,16 @@ func partitionOne(t *testing.T, which string) {
 	}
 	other := (victim + 1) % 3
 	cut := c.Node(victim)
-	keys := primaryKeys(t, c.Node(other).Addr(), cut.NodeID(), "part", 4)
-	ld := startLoad(c.Addrs(), "part-"+which, 8, 6)
-	ld.keys = append(ld.keys, keys...)
-	// The last value the cut-off node acknowledged for keys[0], so a read
-	// of it there after the failover can be told apart.
+	// keys[0] is the probe's, written outside the history; the clients
+	// work on the others, half of them led by the node to be cut off.
+	keys := primaryKeys(t, c.Node(other).Addr(), cut.NodeID(), "part", 5)
+	var loadKeys []string
+	for i := range 6 {
+		loadKeys = append(loadKeys, fmt.Sprintf("part-%s-%d", which, i))
+	}
+	ld := startLoadOn(c.Addrs(), append(loadKeys, keys[1:]...), 6)
+	// The last value the cut-off node acknowledged for the probe key, so
+	// a read of it there after the failover can be told apart.
 	before := "before-" + which
 	if l := admin(t, cut.Addr(), fmt.Sprintf("set %s 0 0 %d\r\n%s", keys[0], len(before), before)); l != "STORED" {
 		t.Fatalf("set %s through the node to be cut off: %q", keys[0], l)
@@ -84,8 +93,12 @@ func partitionOne(t *testing.T, which string) {
 	}
 	ld.more(t, 300, 30*time.Second)
 
-	if l := admin(t, c.Node(other).Addr(), "recover"); l != "STARTED" {
-		t.Fatalf("recover: %q", l)
+	op := mustMC(t, c.Node(other).Addr())
+	if l, err := op.simple("auth " + token + "\r\n"); err != nil || l != "OK" {
+		t.Fatalf("auth: %q %v", l, err)
+	}
+	if l, err := op.simple("recover\r\n"); err != nil || l != "STARTED" {
+		t.Fatalf("recover: %q %v", l, err)
 	}
 	waitInSyncAt(t, 90*time.Second, live)
 	ld.more(t, 200, 30*time.Second)
