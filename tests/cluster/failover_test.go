@@ -89,6 +89,14 @@ func TestKill9FailoverUnderLoad(t *testing.T) {
 	if n := statInt(t, c.Node(0).Addr(), "routing.short_vnodes"); n == 0 {
 		t.Fatalf("no short vnode after the failover")
 	}
+	// recover checks the table of the node it is sent to, which applies
+	// the failover a moment after the leader.
+	eventually(t, 10*time.Second, "node 2 to see the short vnodes", func() error {
+		if n := statInt(t, c.Node(2).Addr(), "routing.short_vnodes"); n == 0 {
+			return fmt.Errorf("none yet")
+		}
+		return nil
+	})
 	if l := admin(t, c.Node(2).Addr(), "recover"); l != "STARTED" {
 		t.Fatalf("recover: %q", l)
 	}
