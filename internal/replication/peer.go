@@ -262,33 +262,29 @@ func (pp *peerPool) get(ctx context.Context, addr string) (*peerConn, error) {
 
 // replication returns the ordered replication connection to addr.
 func (pp *peerPool) replication(ctx context.Context, addr string) (*peerConn, error) {
-	s, err := pp.slot(addr)
-	if err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	c := s.repl
-	s.mu.Unlock()
-	if c != nil && !c.broken() {
-		return c, nil
-	}
-	return pp.redial(ctx, addr, s, func(s *peerSlot) **peerConn { return &s.repl })
+	return pp.dedicated(ctx, addr, func(s *peerSlot) **peerConn { return &s.repl })
 }
 
 // bulkStream returns the peer's connection for sync copies (see
 // peerSlot.bulk), dialing it if needed.
 func (pp *peerPool) bulkStream(ctx context.Context, addr string) (*peerConn, error) {
+	return pp.dedicated(ctx, addr, func(s *peerSlot) **peerConn { return &s.bulk })
+}
+
+// dedicated returns the connection of addr's slot that at names, dialing
+// it if there is none or it broke.
+func (pp *peerPool) dedicated(ctx context.Context, addr string, at func(*peerSlot) **peerConn) (*peerConn, error) {
 	s, err := pp.slot(addr)
 	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
-	c := s.bulk
+	c := *at(s)
 	s.mu.Unlock()
 	if c != nil && !c.broken() {
 		return c, nil
 	}
-	return pp.redial(ctx, addr, s, func(s *peerSlot) **peerConn { return &s.bulk })
+	return pp.redial(ctx, addr, s, at)
 }
 
 func (pp *peerPool) redial(ctx context.Context, addr string, s *peerSlot, at func(*peerSlot) **peerConn) (*peerConn, error) {

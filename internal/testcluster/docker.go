@@ -446,15 +446,19 @@ func (c *DockerCluster) waitReady(t testing.TB, n *Container, within time.Durati
 // them report n.
 func (c *DockerCluster) WaitMembers(t testing.TB, n int, within time.Duration) {
 	t.Helper()
-	waitMembers(t, n, within, func() []string {
-		var addrs []string
-		for _, node := range c.Nodes() {
-			if node.Live() {
-				addrs = append(addrs, node.Addr())
-			}
+	waitMembers(t, n, within, c.LiveAddrs)
+}
+
+// LiveAddrs returns Addr of every live node (Container.Live), in index
+// order.
+func (c *DockerCluster) LiveAddrs() []string {
+	var addrs []string
+	for _, node := range c.Nodes() {
+		if node.Live() {
+			addrs = append(addrs, node.Addr())
 		}
-		return addrs
-	})
+	}
+	return addrs
 }
 
 // ExecClient sends lines to addr (host:port) from inside node i's container

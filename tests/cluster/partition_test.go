@@ -45,17 +45,8 @@ func partitionOne(t *testing.T, which string) {
 	const token = "partition-test"
 	c := testcluster.NewDockerCluster(t, 3, testcluster.ClusterOptions{Redundancy: 2, DivBits: 6, GossipProfile: "lan",
 		ExtraArgs: []string{"--auth-token", token}})
-	live := func() []string {
-		var addrs []string
-		for _, n := range c.Nodes() {
-			if n.Live() {
-				addrs = append(addrs, n.Addr())
-			}
-		}
-		return addrs
-	}
 	c.WaitMembers(t, 3, 60*time.Second)
-	waitInSyncAt(t, 60*time.Second, live)
+	waitInSyncAt(t, 60*time.Second, c.LiveAddrs)
 
 	victim := metaLeader(t, c)
 	if which == "follower" {
@@ -111,12 +102,12 @@ func partitionOne(t *testing.T, which string) {
 	if l, err := op.simple("recover\r\n"); err != nil || l != "STARTED" {
 		t.Fatalf("recover: %q %v", l, err)
 	}
-	waitInSyncAt(t, 90*time.Second, live)
+	waitInSyncAt(t, 90*time.Second, c.LiveAddrs)
 	ld.more(t, 200, 30*time.Second)
 
 	c.Heal(victim)
 	c.WaitMembers(t, 3, 90*time.Second)
-	waitInSyncAt(t, 90*time.Second, live)
+	waitInSyncAt(t, 90*time.Second, c.LiveAddrs)
 	ld.more(t, 200, 30*time.Second)
 	ld.finish(t, cut.Addr())
 	h := strings.Join(mustLines(t, c.Node(other).Addr(), "history"), "\n")
