@@ -85,9 +85,7 @@ func startLoad(addrs []string, prefix string, keys, clients int) *load {
 func startLoadOn(addrs, keys []string, clients int) *load {
 	l := &load{rec: histcheck.NewRecorder(), stop: make(chan struct{}), keys: keys}
 	for cl := range clients {
-		// keys, not l.keys: a test may add keys to l.keys afterwards to
-		// have finish check them, and the clients must not see those.
-		l.wg.Go(func() { runClient(cl, addrs, keys, l.rec, l.stop, &l.acked) })
+		l.wg.Go(func() { runClient(cl, addrs, l.keys, l.rec, l.stop, &l.acked) })
 	}
 	return l
 }
